@@ -1,0 +1,1 @@
+"""Slow reference operators (teachers), each behind the small protocol in distill.protocols."""
