@@ -1,0 +1,41 @@
+# hdr-distill: `make demo` and `make test` are the only two commands a fresh machine needs.
+SHELL := /bin/bash
+PY_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test bench report clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml students/csrc/*.cpp
+	@test -d $(VENV) || $(PY_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# torchvision (needed by lpips) exists here only as the CUDA build of torch 2.14.1; it runs on CPU.
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m students.build
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv, install the project, build the fused kernel (fast when done)
+	@$(PY) -m students.build --quiet
+
+demo: setup ## distill the local Laplacian on the embedded photos, time it, write a report (~15 min)
+	$(PY) -m distill.demo $(ARGS)
+
+test: setup ## run the test suite
+	$(PY) -m pytest $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+bench: setup ## student vs teachers at 1080p / 12 MP (pass ARGS='checkpoint=...')
+	$(VENV)/bin/hdr-distill bench $(ARGS)
+
+report: setup ## fidelity report for a checkpoint (ARGS='checkpoint=...'; default: the demo's)
+	$(VENV)/bin/hdr-distill report $(ARGS)
+
+clean: ## remove build products and outputs (keeps .venv; rm -rf .venv to reinstall)
+	rm -rf build *.egg-info students/_lib outputs multirun demo_out .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

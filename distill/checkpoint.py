@@ -1,0 +1,88 @@
+"""Checkpoints: weights + optimizer + step + resolved config + the teacher's identity, written atomically."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "hdr-distill-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, or belongs to another teacher."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` via a temp file in the same folder and an atomic rename.
+
+    An interrupted write leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an hdr-distill checkpoint (expected format {FORMAT})")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def check_teacher(ckpt: dict[str, Any], identity: dict[str, Any], where: str = "") -> None:
+    """Refuse to pair a student with a teacher other than the one it was distilled from."""
+    theirs = ckpt.get("teacher", {})
+    if theirs != identity:
+        diff = []
+        for k in sorted(set(theirs) | set(identity)):
+            if theirs.get(k) != identity.get(k):
+                diff.append(f"{k}: checkpoint has {theirs.get(k)!r}, current teacher has {identity.get(k)!r}")
+        raise CheckpointError(
+            f"checkpoint {ckpt.get('path', where)} was distilled from teacher '{theirs.get('name')}', "
+            f"not from the current teacher '{identity.get('name')}'. Differences: " + "; ".join(diff)
+        )
+
+
+def build_student(ckpt: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild the student network from a checkpoint and load its weights (eval mode)."""
+    from hydra.utils import instantiate
+
+    student = instantiate(ckpt["config"]["student"])
+    student.load_state_dict(ckpt["state_dict"])
+    return student.eval()
+
+
+def build_teacher(ckpt: dict[str, Any]):
+    from hydra.utils import instantiate
+
+    return instantiate(ckpt["config"]["teacher"])
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,219 @@
+"""Training pairs made on the fly: augment a source image, run the teacher, hand (x, y) to training.
+
+Each source image owns a fixed pool of ``crops_per_image`` augmentations (crop box, scale, rot90, flip,
+exposure gain), drawn from a seeded generator. A finite pool is what makes the on-disk cache useful: the
+second epoch, or a second run with the same teacher, reads teacher output instead of recomputing it.
+The teacher runs inside DataLoader worker processes; the cache is keyed by the teacher identity, the image
+content hash and the augmentation, and written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from distill.color import to_space
+from distill.protocols import identity_key, teacher_identity
+
+
+@dataclass(frozen=True)
+class Augment:
+    y0: int
+    x0: int
+    side: int  # square crop side in source pixels, resized to crop_size
+    rot90: int
+    flip: bool
+    gain: float  # exposure multiplier applied to linear values
+
+    def key(self) -> str:
+        return f"{self.y0}_{self.x0}_{self.side}_{self.rot90}_{int(self.flip)}_{self.gain:.6f}"
+
+
+def draw_augment(h: int, w: int, rng: np.random.Generator, scale_range=(0.5, 1.0), flips=True,
+                 exposure_stops=0.0) -> Augment:
+    """A random square crop covering a fraction of the short side, plus rot90/flip and exposure jitter."""
+    short = min(h, w)
+    lo, hi = scale_range
+    side = int(round(short * rng.uniform(lo, hi)))
+    side = max(16, min(side, short))
+    y0 = int(rng.integers(0, h - side + 1))
+    x0 = int(rng.integers(0, w - side + 1))
+    rot = int(rng.integers(0, 4)) if flips else 0
+    flip = bool(rng.integers(0, 2)) if flips else False
+    gain = float(2.0 ** rng.uniform(-exposure_stops, exposure_stops)) if exposure_stops > 0 else 1.0
+    return Augment(y0, x0, side, rot, flip, gain)
+
+
+def apply_augment(linear: np.ndarray, aug: Augment, size: int) -> np.ndarray:
+    """Crop, resize to ``size`` (area when shrinking), rotate/flip, scale exposure. [H,W,3] -> [size,size,3]."""
+    crop = linear[aug.y0:aug.y0 + aug.side, aug.x0:aug.x0 + aug.side]
+    if aug.side != size:
+        interp = cv2.INTER_AREA if aug.side > size else cv2.INTER_LINEAR
+        crop = cv2.resize(crop, (size, size), interpolation=interp)
+    crop = np.rot90(crop, aug.rot90)
+    if aug.flip:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop * np.float32(aug.gain), dtype=np.float32)
+
+
+def run_teacher(teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) for a batch in the teacher's input space; teachers whose student input differs use make_pair."""
+    if hasattr(teacher, "make_pair"):
+        return teacher.make_pair(x)
+    return x, teacher(x)
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, teacher, what: str) -> None:
+    if y.shape != x.shape:
+        raise ValueError(f"teacher '{teacher.name}' returned shape {tuple(y.shape)} for {what} of shape {tuple(x.shape)}")
+    if not torch.isfinite(y).all():
+        raise ValueError(f"teacher '{teacher.name}' returned NaN/Inf for {what}; refusing to train on it")
+
+
+class PairCache:
+    """Atomic on-disk store of teacher outputs: ``<dir>/<teacher-key>/<image-hash>/<augment>.npz``."""
+
+    def __init__(self, root: str | os.PathLike, teacher_key: str):
+        self.dir = Path(root) / teacher_key
+
+    def path(self, image_hash: str, aug_key: str) -> Path:
+        return self.dir / image_hash / f"{aug_key}.npz"
+
+    def load(self, image_hash: str, aug_key: str):
+        p = self.path(image_hash, aug_key)
+        if not p.exists():
+            return None
+        try:
+            with np.load(p) as z:
+                return z["x"], z["y"]
+        except Exception:  # a torn or foreign file: recompute rather than train on it
+            return None
+
+    def store(self, image_hash: str, aug_key: str, x: np.ndarray, y: np.ndarray) -> None:
+        p = self.path(image_hash, aug_key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, x=x, y=y)
+            os.replace(tmp, p)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+class PairDataset(Dataset):
+    """``len(source) * crops_per_image`` pairs; item i -> (x[3,S,S], y[3,S,S]) float32 tensors.
+
+    Args:
+        source: sequence of objects with ``.name``, ``.linear`` ([H,W,3] float32 linear) and ``.content_hash()``.
+        teacher: a Teacher (see distill.protocols).
+        crop_size: side S of the square training crops.
+        crops_per_image: size of each image's fixed augmentation pool.
+        scale_range: crop side as a fraction of the image's short side (crops are resized to S); large crops
+            keep the low-res network's view close to the whole-image view it gets at inference.
+        flips: random rot90 + horizontal flip.
+        exposure_stops: exposure jitter, +-stops, applied to linear values before the teacher.
+        cache_dir: optional on-disk cache of teacher outputs.
+        seed: seeds the augmentation pool.
+    """
+
+    def __init__(self, source, teacher, crop_size=384, crops_per_image=16, scale_range=(0.5, 1.0),
+                 flips=True, exposure_stops=0.0, cache_dir=None, seed=0):
+        if len(source) == 0:
+            raise ValueError("PairDataset: the training source holds no images")
+        self.source, self.teacher = source, teacher
+        self.crop_size, self.crops_per_image = int(crop_size), int(crops_per_image)
+        self.scale_range, self.flips, self.exposure_stops = tuple(scale_range), flips, float(exposure_stops)
+        self.seed = int(seed)
+        self.teacher_key = identity_key(teacher_identity(teacher))
+        self.cache = PairCache(cache_dir, self.teacher_key) if cache_dir else None
+        self._images: dict[int, tuple[np.ndarray, str]] = {}
+        self.cache_hits = 0
+
+    def __len__(self) -> int:
+        return len(self.source) * self.crops_per_image
+
+    def _image(self, idx: int):
+        if idx not in self._images:
+            item = self.source[idx]
+            self._images[idx] = (item.linear, item.content_hash())
+        return self._images[idx]
+
+    def augment_for(self, idx: int) -> Augment:
+        img_idx, k = divmod(idx, self.crops_per_image)
+        linear, _ = self._image(img_idx)
+        rng = np.random.default_rng([self.seed, img_idx, k])
+        return draw_augment(*linear.shape[:2], rng, self.scale_range, self.flips, self.exposure_stops)
+
+    def __getitem__(self, idx: int):
+        img_idx = idx // self.crops_per_image
+        linear, image_hash = self._image(img_idx)
+        aug = self.augment_for(idx)
+        if self.cache is not None:
+            hit = self.cache.load(image_hash, aug.key())
+            if hit is not None:
+                self.cache_hits += 1
+                return torch.from_numpy(hit[0]), torch.from_numpy(hit[1])
+        lin = torch.from_numpy(apply_augment(linear, aug, self.crop_size)).permute(2, 0, 1)[None]
+        x = to_space(lin, self.teacher.input_space)
+        x, y = run_teacher(self.teacher, x)
+        _check_pair(x, y, self.teacher, f"crop {aug.key()} of image '{getattr(self.source[img_idx], 'name', img_idx)}'")
+        x, y = x[0].contiguous().float(), y[0].contiguous().float()
+        if self.cache is not None:
+            self.cache.store(image_hash, aug.key(), x.numpy(), y.numpy())
+        return x, y
+
+
+class StepBatchSampler(Sampler):
+    """Batches indexed by step: batch s is a pure function of (seed, s), so a resumed run sees the same data."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, total_steps: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start_step, self.total_steps = start_step, total_steps
+
+    def batch(self, step: int) -> list[int]:
+        rng = np.random.default_rng([self.seed, 7919, step])
+        return rng.choice(self.n, size=self.batch_size, replace=self.batch_size > self.n).tolist()
+
+    def __iter__(self):
+        for s in range(self.start_step, self.total_steps):
+            yield self.batch(s)
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step)
+
+
+def worker_init(_worker_id: int) -> None:
+    """One thread per DataLoader worker: the workers already run in parallel."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except Exception:
+        pass
+
+
+def image_pair(teacher, linear: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole (un-augmented) image through the teacher: for validation and reports. Returns [1,3,H,W] each."""
+    lin = torch.from_numpy(np.ascontiguousarray(linear, dtype=np.float32)).permute(2, 0, 1)[None]
+    x = to_space(lin, teacher.input_space)
+    x, y = run_teacher(teacher, x)
+    _check_pair(x, y, teacher, "a whole image")
+    return x.float(), y.float()
+
+
+def content_hash(arr: np.ndarray) -> str:
+    h = hashlib.sha256(str(arr.shape).encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,123 @@
+"""HDRNet student (Gharbi et al., SIGGRAPH 2017), readable top to bottom like the paper's figure.
+
+    full-res x --encode--> xe --area--> low-res [B,3,256,256]
+        low-res --splat convs--> [B,C,16,16] --local path---------------+
+                                              --global path (FC)--------+--> fuse --1x1--> grid [B,12,D,16,16]
+    xe --guide (3x3 ccm + curves + mix)--> guide [B,H,W]
+    grid, guide --slice--> coeffs [B,12,H,W] --apply to xe--> output [B,3,H,W]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from students.grid import N_COEFFS, apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid
+
+# Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1].
+LOG_MIN, LOG_MAX = 12.0, 8.0
+
+
+@dataclass
+class HDRNetConfig:
+    lowres: int = 256  # side of the low-res copy the network sees (paper: 256)
+    grid_size: int = 16  # spatial cells per side (paper: 16)
+    grid_depth: int = 8  # intensity bins (paper: 8)
+    width: int = 8  # channels of the first splat conv; doubles per stride (paper: 8 -> 64)
+    global_layers: int = 2  # strided convs in the global path before the FC layers
+    curve_knots: int = 16  # knots of the guide's piecewise-linear curves (paper: 16)
+    input_encoding: str = "none"  # "none" for [0,1] inputs, "log" for linear HDR radiance
+
+    def __post_init__(self):
+        n = math.log2(self.lowres / self.grid_size)
+        if n != int(n) or n < 1:
+            raise ValueError(f"lowres/grid_size must be a power of two >= 2, got {self.lowres}/{self.grid_size}")
+        if self.input_encoding not in ("none", "log"):
+            raise ValueError(f"input_encoding must be 'none' or 'log', got '{self.input_encoding}'")
+
+
+def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
+    """Map the teacher-space input into the [0,1]-ish domain the student works in."""
+    if encoding == "none":
+        return x
+    # log2 radiance over a fixed 20-stop window; fixed so that the fused path can do the same per pixel.
+    return ((torch.log2(x.clamp(min=0) + 2.0**-LOG_MIN) + LOG_MIN) / (LOG_MIN + LOG_MAX)).clamp(0, 1)
+
+
+def _conv(cin, cout, stride=1, k=3, act=True):
+    layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class HDRNet(nn.Module):
+    """Bilateral-grid student. ``forward(full_res[B,3,H,W]) -> [B,3,H,W]``; it makes its own low-res copy."""
+
+    def __init__(self, cfg: HDRNetConfig | None = None, **kwargs):
+        super().__init__()
+        cfg = cfg or HDRNetConfig(**kwargs)
+        self.cfg = cfg
+        n_splat = int(math.log2(cfg.lowres / cfg.grid_size))
+        chans = [3] + [cfg.width * 2**i for i in range(n_splat)]
+        c = chans[-1]
+        # Splat: strided convs, 256 -> 16.
+        self.splat = nn.Sequential(*[_conv(chans[i], chans[i + 1], stride=2) for i in range(n_splat)])
+        # Global path: strided convs, then FC layers -> one feature vector per image.
+        self.global_conv = nn.Sequential(*[_conv(c, c, stride=2) for _ in range(cfg.global_layers)])
+        gs = cfg.grid_size // 2**cfg.global_layers
+        self.global_fc = nn.Sequential(
+            nn.Linear(c * gs * gs, 4 * c), nn.ReLU(inplace=True),
+            nn.Linear(4 * c, 2 * c), nn.ReLU(inplace=True),
+            nn.Linear(2 * c, c),
+        )
+        # Local path: two convs at grid resolution; the last one is linear.
+        self.local = nn.Sequential(_conv(c, c), _conv(c, c, act=False))
+        # Fusion -> grid of 12 coefficients x D bins per cell.
+        self.to_grid = nn.Conv2d(c, N_COEFFS * cfg.grid_depth, 1)
+        nn.init.zeros_(self.to_grid.weight)
+        nn.init.zeros_(self.to_grid.bias)
+        # The network predicts a residual on the identity transform, so an untrained student is the identity.
+        self.register_buffer("grid_identity", identity_grid(1, cfg.grid_depth, 1, 1), persistent=False)
+
+        # Guide: 3x3 colour transform + per-channel curves + weighted sum, initialised to mean intensity.
+        k = cfg.curve_knots
+        self.ccm = nn.Parameter(torch.eye(3))
+        self.ccm_bias = nn.Parameter(torch.zeros(3))
+        self.shifts = nn.Parameter(torch.linspace(0, 1, k + 1)[:-1].repeat(3, 1))
+        slopes = torch.zeros(3, k)
+        slopes[:, 0] = 1.0
+        self.slopes = nn.Parameter(slopes)
+        self.mix = nn.Parameter(torch.full((3,), 1 / 3))
+        self.mix_bias = nn.Parameter(torch.zeros(1))
+
+    # -- the four steps of the method -------------------------------------------------------------------
+    def coefficients(self, low: torch.Tensor) -> torch.Tensor:
+        """Low-res image ``[B,3,L,L]`` -> bilateral grid ``[B,12,D,G,G]``."""
+        feat = self.splat(low)  # [B,C,G,G]
+        g = self.global_fc(self.global_conv(feat).flatten(1))  # [B,C]
+        fused = F.relu(self.local(feat) + g[:, :, None, None])  # [B,C,G,G]
+        b, _, gh, gw = fused.shape
+        grid = self.to_grid(fused).view(b, N_COEFFS, self.cfg.grid_depth, gh, gw)
+        return grid + self.grid_identity
+
+    def guide(self, x: torch.Tensor) -> torch.Tensor:
+        """Full-res ``[B,3,H,W]`` -> guide ``[B,H,W]`` in [0,1]."""
+        return guide_map(x, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xe = encode_input(x, self.cfg.input_encoding)
+        grid = self.coefficients(lowres_copy(xe, self.cfg.lowres))
+        coeffs = slice_grid(grid, self.guide(xe))  # [B,12,H,W]
+        return apply_coeffs(coeffs, xe)
+
+    def guide_params(self) -> dict[str, torch.Tensor]:
+        """Guide parameters, detached (the fused path consumes them)."""
+        names = ("ccm", "ccm_bias", "shifts", "slopes", "mix", "mix_bias")
+        return {n: getattr(self, n).detach() for n in names}
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)

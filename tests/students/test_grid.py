@@ -1,0 +1,112 @@
+"""students/grid.py: known answers, identities, gradients."""
+import pytest
+import torch
+
+from students.grid import apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid
+
+
+def test_slice_depth_only_grid_at_bin_centres_is_exact():
+    # Grid varies only along intensity: cell value in bin k is k (all 12 channels, all cells).
+    d = 8
+    grid = torch.arange(d, dtype=torch.float64).view(1, 1, d, 1, 1).expand(1, 12, d, 4, 5).contiguous()
+    h, w = 6, 7
+    k = torch.randint(0, d, (1, h, w))
+    guide = (k.double() + 0.5) / d  # bin centres
+    out = slice_grid(grid, guide)
+    # exact up to float64 rounding of the spatial weights (which sum to 1 on a spatially constant grid)
+    assert torch.allclose(out, k.double().unsqueeze(1).expand(1, 12, h, w), rtol=0, atol=1e-12)
+
+
+def test_slice_interpolates_linearly_between_bins_and_clamps_at_ends():
+    d = 4
+    grid = torch.arange(d, dtype=torch.float64).view(1, 1, d, 1, 1).expand(1, 12, d, 2, 2).contiguous()
+    # guide halfway between centres of bin 1 (0.375) and bin 2 (0.625) -> 1.5; 0 and 1 clamp to bins 0 and d-1.
+    guide = torch.tensor([[[0.5, 0.0, 1.0, 0.4375]]], dtype=torch.float64)
+    out = slice_grid(grid, guide)[0, 0, 0]
+    assert torch.allclose(out, torch.tensor([1.5, 0.0, 3.0, 1.25], dtype=torch.float64))
+
+
+def test_slice_spatial_axes_not_swapped():
+    # Grid varies only along x (width): a pixel at column j of a W-wide image reads gx = (j+.5)*Gw/W - .5.
+    gw, gh, d = 4, 3, 2
+    grid = torch.arange(gw, dtype=torch.float64).view(1, 1, 1, 1, gw).expand(1, 12, d, gh, gw).contiguous()
+    h, w = 5, 8
+    out = slice_grid(grid, torch.full((1, h, w), 0.5, dtype=torch.float64))[0, 0]
+    gx = ((torch.arange(w, dtype=torch.float64) + 0.5) * gw / w - 0.5).clamp(0, gw - 1)
+    assert torch.allclose(out, gx.expand(h, w))
+
+
+def test_identity_grid_returns_input_exactly():
+    x = torch.rand(2, 3, 17, 23)
+    g = identity_grid(2, 8, 16, 16)
+    guide = torch.rand(2, 17, 23)
+    assert torch.equal(apply_coeffs(slice_grid(g, guide), x), x)
+
+
+def test_apply_known_affine():
+    x = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1)
+    a = torch.tensor([[1.0, 2, 3, 0.5], [0, 1, 0, 0], [0, 0, 0, 0.25]]).view(1, 12, 1, 1)
+    out = apply_coeffs(a, x).flatten()
+    assert torch.allclose(out, torch.tensor([0.2 + 0.8 + 1.8 + 0.5, 0.4, 0.25]))
+
+
+def test_gradcheck_slice_and_apply_float64():
+    torch.manual_seed(0)
+    grid = torch.randn(1, 12, 3, 2, 3, dtype=torch.float64, requires_grad=True)
+    # keep the guide away from bin centres/clamp kinks where the derivative is not defined
+    guide = (torch.rand(1, 4, 5, dtype=torch.float64) * 0.6 + 0.2).requires_grad_(True)
+    x = torch.rand(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+
+    def f(g, gd, im):
+        return apply_coeffs(slice_grid(g, gd), im)
+
+    assert torch.autograd.gradcheck(f, (grid, guide, x), eps=1e-6, atol=1e-4)
+
+
+def test_guide_default_is_mean_intensity_and_clamped():
+    x = torch.rand(1, 3, 5, 6) * 1.5
+    k = 16
+    shifts = torch.linspace(0, 1, k + 1)[:-1].repeat(3, 1)
+    slopes = torch.zeros(3, k)
+    slopes[:, 0] = 1
+    g = guide_map(x, torch.eye(3), torch.zeros(3), shifts, slopes, torch.full((3,), 1 / 3), torch.zeros(1))
+    assert torch.allclose(g, x.mean(1).clamp(0, 1), atol=1e-6)
+    assert g.min() >= 0 and g.max() <= 1
+
+
+def test_guide_curve_is_piecewise_linear():
+    # one channel, slope 1 from 0 then an extra slope 1 from 0.5: curve(v) = v + relu(v - 0.5)
+    x = torch.tensor([0.25, 0.5, 0.75]).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+    shifts = torch.tensor([[0.0, 0.5]] * 3)
+    slopes = torch.tensor([[1.0, 1.0], [0, 0], [0, 0]])
+    g = guide_map(x, torch.eye(3), torch.zeros(3), shifts, slopes, torch.tensor([1.0, 0, 0]), torch.zeros(1))
+    assert torch.allclose(g.flatten(), torch.tensor([0.25, 0.5, 1.0]))
+
+
+def test_slice_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="grid must be"):
+        slice_grid(torch.zeros(1, 12, 4, 4), torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="guide must be"):
+        slice_grid(torch.zeros(1, 12, 2, 4, 4), torch.zeros(4, 4))
+
+
+def test_lowres_copy_area_average():
+    x = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 3, 4, 4)
+    low = lowres_copy(x, 2)
+    assert torch.allclose(low[0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
+
+
+def test_slice_matches_grid_sample_reference():
+    """The lerp implementation samples exactly like 5-D grid_sample (border padding, align_corners=False)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(1)
+    grid = torch.randn(2, 12, 8, 5, 7, dtype=torch.float64)
+    h, w = 13, 11
+    guide = torch.rand(2, h, w, dtype=torch.float64)
+    guide[0, 0, 0], guide[0, -1, -1] = 0.0, 1.0
+    xs = ((torch.arange(w, dtype=torch.float64) + 0.5) / w * 2 - 1).view(1, 1, w).expand(2, h, w)
+    ys = ((torch.arange(h, dtype=torch.float64) + 0.5) / h * 2 - 1).view(1, h, 1).expand(2, h, w)
+    coords = torch.stack([xs, ys, guide * 2 - 1], -1).unsqueeze(1)
+    ref = F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
+    assert torch.allclose(slice_grid(grid, guide), ref, atol=1e-12)
