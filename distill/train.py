@@ -135,7 +135,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         validate_teacher(teacher)
     student = instantiate(cfg.student).to(device)
-    optimizer = instantiate(tc.optimizer, params=student.parameters())
+    optimizer = instantiate(tc.optimizer)(params=student.parameters())  # _partial_: true
     if tc.loss not in LOSSES:
         raise ValueError(f"train.loss='{tc.loss}' is not one of {sorted(LOSSES)}")
     loss_fn = LOSSES[tc.loss]
