@@ -46,6 +46,8 @@ METRICS: dict[str, tuple[bool, str, str]] = {
 
 # SSIM's Gaussian window (sigma 1.5, truncate 3.5) is 11 x 11: smaller images have no valid window.
 SSIM_MIN_SIZE = 11
+# Pixels per strip in ciede2000_map (bounds its float64 temporaries to a few hundred MB).
+_CIEDE_CHUNK_PIXELS = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -149,17 +151,20 @@ def ssim(a: Any, b: Any) -> float:
     x, y = _pair(a, b)
     if min(x.shape[:2]) < SSIM_MIN_SIZE:
         raise ValueError(f"ssim needs images of at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE}, got {x.shape[:2]}")
-    return float(
+    # One channel at a time in float64 (what channel_axis=-1 does, averaged), so that a 12 MP image never
+    # holds full float64 RGB copies on top of skimage's per-channel temporaries.
+    per_channel = [
         structural_similarity(
-            x.astype(np.float64),
-            y.astype(np.float64),
-            channel_axis=-1,
+            x[..., c].astype(np.float64),
+            y[..., c].astype(np.float64),
             data_range=1.0,
             gaussian_weights=True,
             sigma=1.5,
             use_sample_covariance=False,
         )
-    )
+        for c in range(3)
+    ]
+    return float(np.mean(per_channel))
 
 
 def ciede2000_map(a: Any, b: Any) -> np.ndarray:
@@ -171,9 +176,15 @@ def ciede2000_map(a: Any, b: Any) -> np.ndarray:
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     x, y = _pair(a, b)
-    lab_x = rgb2lab(x.astype(np.float64), channel_axis=-1)  # [H,W,3]
-    lab_y = rgb2lab(y.astype(np.float64), channel_axis=-1)
-    return deltaE_ciede2000(lab_x, lab_y, channel_axis=-1).astype(np.float32)  # [H,W]
+    out = np.empty(x.shape[:2], np.float32)  # [H,W]
+    # Strips of rows: the conversion is per pixel, so this is exact, and it keeps the float64
+    # intermediates to ~1 Mpixel (a 12 MP image at once peaks near 5 GB).
+    step = max(1, _CIEDE_CHUNK_PIXELS // x.shape[1])
+    for r in range(0, x.shape[0], step):
+        lab_x = rgb2lab(x[r:r + step].astype(np.float64), channel_axis=-1)  # [h,W,3]
+        lab_y = rgb2lab(y[r:r + step].astype(np.float64), channel_axis=-1)
+        out[r:r + step] = deltaE_ciede2000(lab_x, lab_y, channel_axis=-1)
+    return out
 
 
 def ciede2000(a: Any, b: Any) -> dict[str, float]:

@@ -78,16 +78,17 @@ def test_ssim_identity_is_one_and_drops_with_noise():
 
 
 def test_ssim_uses_wang_settings():
-    # Reference: scikit-image with the Wang et al. settings called directly, channel by channel, averaged.
+    # Reference: scikit-image's multichannel call with the Wang et al. settings, on float64 RGB.
     from skimage.metrics import structural_similarity
 
     a, b = _img(seed=5), _img(seed=6)
-    per_channel = [
-        structural_similarity(a[..., c].astype(np.float64), b[..., c].astype(np.float64), data_range=1.0,
-                              gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-        for c in range(3)
-    ]
-    assert M.ssim(a, b) == pytest.approx(np.mean(per_channel), abs=1e-12)
+    ref = structural_similarity(a.astype(np.float64), b.astype(np.float64), channel_axis=-1, data_range=1.0,
+                                gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    # The sample-covariance variant differs, so the setting is actually in effect.
+    other = structural_similarity(a.astype(np.float64), b.astype(np.float64), channel_axis=-1, data_range=1.0,
+                                  gaussian_weights=True, sigma=1.5, use_sample_covariance=True)
+    assert abs(ref - other) > 1e-6
+    assert M.ssim(a, b) == pytest.approx(ref, abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -328,3 +329,12 @@ def test_summarize_handles_inf_and_none():
     assert s3["lpips"]["worst_index"] == 2
     with pytest.raises(ValueError, match="NaN"):
         M.summarize([{"psnr": float("nan")}])
+
+
+def test_ciede2000_map_in_strips_equals_whole_image(monkeypatch):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    a, b = _img(37, 23, seed=18), _img(37, 23, seed=19)
+    whole = deltaE_ciede2000(rgb2lab(a.astype(np.float64)), rgb2lab(b.astype(np.float64))).astype(np.float32)
+    monkeypatch.setattr(M, "_CIEDE_CHUNK_PIXELS", 23 * 5)  # strips of 5 rows, the last one partial
+    np.testing.assert_array_equal(M.ciede2000_map(a, b), whole)
