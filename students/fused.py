@@ -1,0 +1,408 @@
+"""Fast CPU inference for the HDRNet student: a fused C++ guide + slice + apply pass.
+
+The differentiable torch path (students/grid.py) materialises the guide, the 12 sliced coefficient
+planes and the output as separate full-resolution tensors; at 1080p that is about a second on two
+cores. Here one pass over the full-resolution image computes, per pixel, the guide (3x3 colour
+transform, 16-knot curves, mix, clamp), the trilinear slice and the 3x4 affine apply, and writes the
+output, in one multithreaded C++ kernel (students/csrc/, built by ``python -m students.build``):
+
+    image --area downsample (C++)--> low-res [256,256,3] --network (torch, channels_last)--> grid
+    image, grid --fused guide + slice + apply (C++, OpenMP over rows)--> output
+
+It follows students/grid.py's conventions exactly (cell-centred coordinates, border clamp, guide
+formula, row-major 3x4 coefficients) and agrees with HDRNet.forward to ~1e-6. Images are float32
+HWC (numpy), uint8 / uint16 HWC (normalised to [0, 1] on read, rounded and clamped on write) or
+float32 CHW (torch tensors). Float outputs are not clamped (like the torch path).
+
+The library is loaded with ctypes (no torch headers, so no rebuild per torch version). If it cannot
+be built or loaded, ``FastStudent`` warns and falls back to the torch path; ``fused_slice_apply``
+raises ``FusedUnavailable``. Set ``HDR_DISTILL_NO_FUSED=1`` to force the fallback and
+``HDR_DISTILL_FUSED_ISA=avx2|scalar`` to force a kernel variant (for tests and benchmarks).
+
+Example:
+    >>> from students.hdrnet import HDRNet
+    >>> fast = FastStudent(HDRNet())                       # doctest: +SKIP
+    >>> out = fast(np.zeros((1080, 1920, 3), np.uint8))    # doctest: +SKIP
+    >>> fast.engine                                        # doctest: +SKIP
+    'fused-cpp-avx512'
+"""
+from __future__ import annotations
+
+import copy
+import ctypes
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+
+from students.grid import lowres_copy
+from students.hdrnet import HDRNet, encode_input
+
+ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
+ENV_ISA = "HDR_DISTILL_FUSED_ISA"
+ABI_VERSION = 3
+
+# Pixel format codes of the C ABI (students/csrc/fused.cpp).
+_HWC_CODES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
+_CHW_F32 = 3
+_INT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+_ENCODINGS = {"none": 0, "log": 1}
+_ERRORS = {-1: "bad arguments", -2: "too many curve knots (max 256)", -3: "out of memory"}
+
+
+class FusedUnavailable(RuntimeError):
+    """The compiled fused library cannot be used (disabled, no compiler, build or load failure)."""
+
+
+_lib: ctypes.CDLL | None = None
+_lib_error: str | None = None
+
+
+def _bind(lib: ctypes.CDLL) -> None:
+    c_int, c_void_p, c_char_p = ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p
+    lib.hd_abi_version.restype = c_int
+    lib.hd_isa.restype = c_char_p
+    lib.hd_compiled_isas.restype = c_char_p
+    lib.hd_set_isa.argtypes = [c_char_p]
+    lib.hd_set_isa.restype = c_int
+    lib.hd_lanes.restype = c_int
+    lib.hd_slice_apply.argtypes = [c_void_p, c_void_p, c_int, c_int, c_int, c_void_p, c_int, c_int, c_int,
+                                   c_void_p, c_int, c_int, c_int]
+    lib.hd_slice_apply.restype = c_int
+    lib.hd_downsample.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
+    lib.hd_downsample.restype = c_int
+
+
+def load_library(build_if_missing: bool = True) -> ctypes.CDLL:
+    """Load the cached fused library, building it once if it is missing.
+
+    Raises:
+        FusedUnavailable: disabled by ``$HDR_DISTILL_NO_FUSED``, no compiler, or build/load failure.
+    """
+    global _lib, _lib_error
+    if os.environ.get(ENV_DISABLE, "") not in ("", "0"):
+        raise FusedUnavailable(f"disabled by ${ENV_DISABLE}={os.environ[ENV_DISABLE]}")
+    if _lib is not None:
+        return _lib
+    if _lib_error is not None:
+        raise FusedUnavailable(_lib_error)
+    from students import build as _build
+
+    try:
+        path = _build.find_library()
+        if path is None:
+            if not build_if_missing:
+                raise FusedUnavailable("library not built (run `python -m students.build`)")
+            print("students.fused: fused library not built yet; compiling it once (python -m students.build)...",
+                  file=sys.stderr)
+            path = _build.build(verbose=True)
+        lib = ctypes.CDLL(str(path))
+        _bind(lib)
+        if lib.hd_abi_version() != ABI_VERSION:
+            raise FusedUnavailable(f"{path}: ABI version {lib.hd_abi_version()} != {ABI_VERSION}")
+        isa = os.environ.get(ENV_ISA)
+        if isa and lib.hd_set_isa(isa.encode()) != 0:
+            raise FusedUnavailable(f"${ENV_ISA}={isa}: not compiled or not supported by this CPU "
+                                   f"(compiled: {lib.hd_compiled_isas().decode()})")
+    except (_build.BuildError, OSError) as e:
+        _lib_error = f"{type(e).__name__}: {e}"
+        raise FusedUnavailable(_lib_error) from e
+    _lib = lib
+    return lib
+
+
+def available() -> bool:
+    """Whether the fused library can be used in this process."""
+    try:
+        load_library()
+        return True
+    except FusedUnavailable:
+        return False
+
+
+def engine() -> str:
+    """``fused-cpp-<isa>`` of the kernel variant in use (raises FusedUnavailable if none)."""
+    return "fused-cpp-" + load_library().hd_isa().decode()
+
+
+def set_isa(name: str) -> None:
+    """Force a kernel variant: "avx512", "avx2", "scalar" or "auto" (best the CPU supports)."""
+    lib = load_library()
+    if lib.hd_set_isa(name.encode()) != 0:
+        raise ValueError(f"set_isa: '{name}' is not compiled or not supported by this CPU "
+                         f"(compiled: {lib.hd_compiled_isas().decode()})")
+
+
+def compiled_isas() -> list[str]:
+    return load_library().hd_compiled_isas().decode().split(",")
+
+
+# -- argument handling -----------------------------------------------------------------------------
+def _ptr(a) -> int:
+    return a.data_ptr() if isinstance(a, torch.Tensor) else a.ctypes.data
+
+
+def _as_numpy_f32(a, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def pack_guide(params: dict) -> tuple[np.ndarray, int]:
+    """Pack HDRNet.guide_params() as the C ABI wants: ccm, ccm_bias, mix, mix_bias, shifts, slopes."""
+    missing = {"ccm", "ccm_bias", "shifts", "slopes", "mix", "mix_bias"} - set(params)
+    if missing:
+        raise ValueError(f"guide_params: missing {sorted(missing)}")
+    p = {k: _as_numpy_f32(v, k) for k, v in params.items()}
+    shifts, slopes = p["shifts"], p["slopes"]
+    if p["ccm"].shape != (3, 3) or p["ccm_bias"].size != 3 or p["mix"].size != 3 or p["mix_bias"].size != 1:
+        raise ValueError("guide_params: expected ccm [3,3], ccm_bias [3], mix [3], mix_bias [1]")
+    if shifts.ndim != 2 or shifts.shape[0] != 3 or slopes.shape != shifts.shape:
+        raise ValueError(f"guide_params: shifts and slopes must both be [3,K], got {shifts.shape} and {slopes.shape}")
+    packed = np.concatenate([p["ccm"].ravel(), p["ccm_bias"].ravel(), p["mix"].ravel(), p["mix_bias"].ravel(),
+                             shifts.ravel(), slopes.ravel()]).astype(np.float32)
+    return packed, shifts.shape[1]
+
+
+def _image_format(image, layout: str, name: str = "image"):
+    """(format code, H, W) of an image, checked."""
+    if not isinstance(image, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(image).__name__}")
+    if isinstance(image, torch.Tensor) and image.device.type != "cpu":
+        raise ValueError(f"{name}: the fused path runs on the CPU, got a tensor on {image.device}")
+    dtype = np.dtype(str(image.dtype).replace("torch.", ""))
+    if layout == "hwc":
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"{name}: layout 'hwc' needs shape [H,W,3], got {tuple(image.shape)}")
+        if dtype not in _HWC_CODES:
+            raise TypeError(f"{name}: HWC images must be float32, uint8 or uint16, got {dtype}")
+        return _HWC_CODES[dtype], image.shape[0], image.shape[1]
+    if layout == "chw":
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"{name}: layout 'chw' needs shape [3,H,W], got {tuple(image.shape)}")
+        if dtype != np.float32:
+            raise TypeError(f"{name}: CHW images must be float32, got {dtype}")
+        return _CHW_F32, image.shape[1], image.shape[2]
+    raise ValueError(f"layout must be 'hwc' or 'chw', got '{layout}'")
+
+
+def _contiguous(a):
+    return a.contiguous() if isinstance(a, torch.Tensor) else np.ascontiguousarray(a)
+
+
+def _check_out(out, image, name="out"):
+    same_kind = isinstance(out, torch.Tensor) == isinstance(image, torch.Tensor)
+    if not same_kind or tuple(out.shape) != tuple(image.shape) or out.dtype != image.dtype:
+        raise ValueError(f"{name}: must be a {type(image).__name__} of shape {tuple(image.shape)} and dtype "
+                         f"{image.dtype}, got {type(out).__name__} {tuple(out.shape)} {out.dtype}")
+    contiguous = out.is_contiguous() if isinstance(out, torch.Tensor) else out.flags.c_contiguous
+    if not contiguous:
+        raise ValueError(f"{name}: must be contiguous")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise ValueError(f"{name}: is read-only")
+
+
+def _encoding_code(encoding: str) -> int:
+    if encoding not in _ENCODINGS:
+        raise ValueError(f"encoding must be 'none' or 'log', got '{encoding}'")
+    return _ENCODINGS[encoding]
+
+
+# -- the two kernels -------------------------------------------------------------------------------
+def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", encoding: str = "none",
+                      threads: int | None = None):
+    """Guide + trilinear slice + affine apply in one pass (the full-resolution half of HDRNet.forward).
+
+    Args:
+        image: ``[H,W,3]`` float32/uint8/uint16 (layout "hwc") or ``[3,H,W]`` float32 (layout "chw"),
+            numpy or CPU torch.
+        grid: ``[12,D,Gh,Gw]`` (or ``[1,12,D,Gh,Gw]``) coefficients, numpy or torch.
+        guide_params: ``HDRNet.guide_params()`` (dict of tensors), or the ``pack_guide`` tuple.
+        out: optional output of the same type, shape and dtype as ``image`` (reused: no allocation).
+        encoding: "none" or "log" (``hdrnet.encode_input``, applied per pixel before guide and apply).
+        threads: OpenMP threads (None: OpenMP default).
+
+    Returns:
+        ``out`` (or a new array/tensor like ``image``).
+    """
+    lib = load_library()
+    fmt, h, w = _image_format(image, layout)
+    image = _contiguous(image)
+    g = _as_numpy_f32(grid, "grid")
+    if g.ndim == 5 and g.shape[0] == 1:
+        g = g[0]
+    if g.ndim != 4 or g.shape[0] != 12:
+        raise ValueError(f"grid: expected [12,D,Gh,Gw], got {g.shape}")
+    packed, k = guide_params if isinstance(guide_params, tuple) else pack_guide(guide_params)
+    if out is None:
+        out = torch.empty_like(image) if isinstance(image, torch.Tensor) else np.empty_like(image)
+    else:
+        _check_out(out, image)
+    rc = lib.hd_slice_apply(_ptr(image), _ptr(out), fmt, h, w, g.ctypes.data, g.shape[1], g.shape[2], g.shape[3],
+                            packed.ctypes.data, k, _encoding_code(encoding), threads or 0)
+    if rc != 0:
+        raise RuntimeError(f"fused_slice_apply: {_ERRORS.get(rc, rc)} (image {tuple(image.shape)}, grid {g.shape})")
+    return out
+
+
+def area_downsample(image, size: int, layout: str = "hwc", encoding: str = "none", out: np.ndarray | None = None,
+                    threads: int | None = None) -> np.ndarray:
+    """Area-averaged ``size x size`` copy, float32 HWC ``[size,size,3]`` (channels-last for the network).
+
+    Same windows as ``F.interpolate(mode="area")`` (adaptive average pooling: output row i averages
+    input rows ``floor(i*H/size) .. ceil((i+1)*H/size)-1`` with equal weights), so it matches
+    ``students.grid.lowres_copy`` to float rounding whether or not ``size`` divides the image; when it
+    does not, windows overlap by one row/column (torch's definition, which training used) rather than
+    using fractional box weights. Needs H, W >= size (smaller images: use lowres_copy). The encoding
+    is applied per pixel before averaging, like ``lowres_copy(encode_input(x))``.
+    """
+    lib = load_library()
+    fmt, h, w = _image_format(image, layout)
+    if h < size or w < size:
+        raise ValueError(f"area_downsample: image {h}x{w} is smaller than {size}x{size} (use lowres_copy)")
+    image = _contiguous(image)
+    if out is None:
+        out = np.empty((size, size, 3), np.float32)
+    elif out.shape != (size, size, 3) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: must be a contiguous float32 array [{size},{size},3], got {out.shape} {out.dtype}")
+    rc = lib.hd_downsample(_ptr(image), fmt, h, w, _encoding_code(encoding), size, out.ctypes.data, threads or 0)
+    if rc != 0:
+        raise RuntimeError(f"area_downsample: {_ERRORS.get(rc, rc)}")
+    return out
+
+
+# -- the whole student -----------------------------------------------------------------------------
+class FastStudent:
+    """Fast CPU inference for a trained HDRNet: C++ low-res copy, torch network, fused C++ full-res pass.
+
+    ``FastStudent(model)(image)`` equals ``model(image)`` (to ~1e-6 for float images). It snapshots
+    the model's weights at construction: rebuild it after further training. Not thread-safe (it
+    reuses its low-res buffer); use one instance per thread.
+
+    Args:
+        model: an ``HDRNet``.
+        threads: OpenMP threads of the C++ passes (None: OpenMP default). The network uses torch's
+            own setting (``torch.set_num_threads``).
+        use_fused: False forces the torch path (as does ``$HDR_DISTILL_NO_FUSED=1``).
+        channels_last: run the low-res network in channels-last memory format.
+
+    Attributes:
+        engine: "fused-cpp-avx512" / "fused-cpp-avx2" / "fused-cpp-scalar", or "torch-fallback".
+    """
+
+    def __init__(self, model: HDRNet, threads: int | None = None, use_fused: bool = True, channels_last: bool = True):
+        if not isinstance(model, HDRNet):
+            raise TypeError(f"FastStudent: model must be an HDRNet, got {type(model).__name__}")
+        self.cfg = model.cfg
+        self.threads = threads
+        self.channels_last = channels_last
+        self.model = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
+        self.guide = pack_guide(self.model.guide_params())
+        self._low = np.empty((self.cfg.lowres, self.cfg.lowres, 3), np.float32)
+        reason = "use_fused=False" if not use_fused else None
+        if reason is None:
+            try:
+                self.engine = engine()
+            except FusedUnavailable as e:
+                reason = str(e)
+        if reason is not None:
+            warnings.warn(f"FastStudent: fused C++ path unavailable ({reason}); falling back to the torch path "
+                          "(HDRNet.forward), which is about 50x slower", RuntimeWarning, stacklevel=2)
+            self.engine = "torch-fallback"
+            self.channels_last = False  # the fallback is exactly HDRNet.forward
+        if self.channels_last:  # only the convolutions: the model also holds a 5-D buffer
+            for mod in self.model.modules():
+                if isinstance(mod, torch.nn.Conv2d):
+                    mod.to(memory_format=torch.channels_last)
+
+    # -- steps, exposed for benchmarking --------------------------------------------------------
+    def lowres(self, image, layout: str) -> torch.Tensor:
+        """Encoded low-res copy ``[1,3,L,L]`` (channels-last strides), as ``lowres_copy(encode_input(x))``."""
+        size = self.cfg.lowres
+        _, h, w = _image_format(image, layout)
+        if h >= size and w >= size:
+            low = area_downsample(image, size, layout, self.cfg.input_encoding, out=self._low, threads=self.threads)
+            low = torch.from_numpy(low).permute(2, 0, 1).unsqueeze(0)  # [1,3,L,L], channels-last strides
+            return low if self.channels_last else low.contiguous()
+        # Smaller than the low-res size: torch's (bilinear) lowres_copy on the encoded image; cheap here.
+        x = _to_float_chw(image, layout).unsqueeze(0)
+        low = lowres_copy(encode_input(x, self.cfg.input_encoding), size)
+        return low.contiguous(memory_format=torch.channels_last) if self.channels_last else low.contiguous()
+
+    def coefficients(self, low: torch.Tensor) -> np.ndarray:
+        """Low-res ``[1,3,L,L]`` -> grid ``[12,D,G,G]`` float32."""
+        with torch.inference_mode():
+            grid = self.model.coefficients(low)
+        return np.ascontiguousarray(grid[0].numpy(), dtype=np.float32)
+
+    def _one(self, image, layout: str, out):
+        grid = self.coefficients(self.lowres(image, layout))
+        return fused_slice_apply(image, grid, self.guide, out=out, layout=layout,
+                                 encoding=self.cfg.input_encoding, threads=self.threads)
+
+    def __call__(self, image, out=None):
+        """Run the student.
+
+        Args:
+            image: numpy ``[H,W,3]`` float32/uint8/uint16, or torch float32 ``[B,3,H,W]`` / ``[3,H,W]``.
+            out: optional preallocated output like ``image`` (saves the allocation, ~35 ms at 12 MP).
+
+        Returns:
+            the output in the input's type, layout and dtype (integers rounded and clamped).
+        """
+        if isinstance(image, np.ndarray):
+            _image_format(image, "hwc")
+            if out is not None:
+                _check_out(out, image)
+            if self.engine == "torch-fallback":
+                return self._fallback(image, "hwc", out)
+            return self._one(image, "hwc", out)
+        if not isinstance(image, torch.Tensor):
+            raise TypeError(f"FastStudent: image must be a numpy array or torch tensor, got {type(image).__name__}")
+        if image.ndim == 3:
+            res = self(image.unsqueeze(0), None if out is None else out.unsqueeze(0))
+            return res[0]
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"FastStudent: tensor image must be [B,3,H,W] or [3,H,W], got {tuple(image.shape)}")
+        _image_format(image[0], "chw")
+        if out is None:
+            out = torch.empty_like(image, memory_format=torch.contiguous_format)
+        else:
+            _check_out(out, image)
+        if self.engine == "torch-fallback":
+            return self._fallback(image, "bchw", out)
+        image = image.contiguous()
+        for b in range(image.shape[0]):
+            self._one(image[b], "chw", out[b])
+        return out
+
+    def _fallback(self, image, layout: str, out):
+        """The torch path (HDRNet.forward), with the same input/output conventions."""
+        with torch.inference_mode():
+            if layout == "bchw":
+                out.copy_(self.model(image.float()))
+                return out
+            y = self.model(_to_float_chw(image, "hwc").unsqueeze(0))[0].permute(1, 2, 0).numpy()
+        if image.dtype in _INT_MAX:
+            m = _INT_MAX[image.dtype]
+            y = np.clip(np.rint(y * m), 0, m)
+        if out is None:
+            return y.astype(image.dtype)
+        out[...] = y
+        return out
+
+
+def _to_float_chw(image, layout: str) -> torch.Tensor:
+    """Image -> float32 torch ``[3,H,W]`` in [0,1] for integers (the torch path's input)."""
+    if isinstance(image, torch.Tensor):
+        x = image
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(image))
+    if layout == "hwc":
+        x = x.permute(2, 0, 1)
+    dtype = np.dtype(str(x.dtype).replace("torch.", ""))
+    if dtype in _INT_MAX:
+        return x.float() / _INT_MAX[dtype]
+    return x.float().contiguous()
