@@ -95,6 +95,8 @@ def stored_to_linear(arr: np.ndarray, color_space: str) -> np.ndarray:
         raise ValueError(f"stored_to_linear: color_space must be 'srgb' or 'linear', got {color_space!r}")
     if arr.dtype in _MAX:
         if color_space == "srgb":
+            if arr.dtype == np.uint8:  # cv2.LUT: same table, ~2.5x faster than numpy indexing
+                return cv2.LUT(np.ascontiguousarray(arr), _srgb_lut(arr.dtype))
             return np.ascontiguousarray(_srgb_lut(arr.dtype)[arr])
         return np.ascontiguousarray(decode_display(arr))
     if color_space == "srgb":
@@ -128,8 +130,10 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def read_image_raw(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read an image as stored: [H,W,3] uint8/uint16 display values, or float32 linear (HDR, float TIFF, RAW
-    as uint16 linear). Alpha is dropped, grey is expanded to 3 channels, channel order is RGB.
+    """Read an image as stored: [H,W,3] in RGB order, alpha dropped, grey expanded to 3 channels.
+
+    The array is uint8/uint16 sRGB display values (PNG, JPEG, integer TIFF), uint16 linear values (RAW), or
+    float32 linear values (.hdr, .exr, float TIFF; NaN/Inf refused, negatives clipped).
 
     Same checks and meta as ``read_image``; ``stored_to_linear(arr, meta["color_space"])`` finishes decoding.
     """
@@ -166,9 +170,23 @@ def read_image_raw(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]
     return np.ascontiguousarray(arr), meta
 
 
+def _from_bgr(arr: np.ndarray) -> np.ndarray:
+    """OpenCV's grey / BGR / BGRA -> RGB [H,W,3] (cvtColor: one threaded pass, ~2x faster than indexing)."""
+    if arr.ndim == 2:
+        return arr
+    if arr.shape[2] == 4:
+        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
+    if arr.shape[2] == 3:
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return arr
+
+
 def _to_rgb3(arr: np.ndarray, path: Path) -> np.ndarray:
     """[H,W] or [H,W,C] RGB(A) / grey(+alpha) -> [H,W,3] RGB: grey is repeated, alpha and extras dropped."""
     if arr.ndim == 2:
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype in (np.uint8, np.uint16, np.float32):
+            return cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
         return np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] < 1:
         raise ImageError(f"{path}: unexpected pixel array shape {arr.shape}")
@@ -181,13 +199,13 @@ def _to_rgb3(arr: np.ndarray, path: Path) -> np.ndarray:
 def _check_float(arr: np.ndarray, path: Path, meta: dict) -> np.ndarray:
     """Refuse NaN/Inf; clip negative radiance to 0 (counted in meta)."""
     arr = arr.astype(np.float32, copy=False)
-    finite = np.isfinite(arr).all(axis=2)
-    if not finite.all():
-        bad = int(arr.shape[0] * arr.shape[1] - np.count_nonzero(finite))
+    if not np.isfinite(arr).all():  # whole-array test first; per-pixel count only for the message
+        finite = np.isfinite(arr).all(axis=2)
+        bad = int(finite.size - np.count_nonzero(finite))
         raise ImageError(f"{path}: {bad} of {finite.size} pixels contain NaN or Inf values")
-    neg = (arr < 0).any(axis=2)
-    meta["negative_clipped"] = int(np.count_nonzero(neg))
-    if meta["negative_clipped"]:
+    meta["negative_clipped"] = 0
+    if arr.min() < 0:
+        meta["negative_clipped"] = int(np.count_nonzero((arr < 0).any(axis=2)))
         arr = np.maximum(arr, 0.0)
     return arr
 
@@ -224,13 +242,13 @@ def _read_cv2(path: Path, ext: str) -> tuple[np.ndarray, dict]:
         meta["orig_channels"] = _PNG_CHANNELS.get(int(data[25]))
     if arr.dtype not in _MAX:
         raise ImageError(f"{path}: unsupported pixel type {arr.dtype}")
-    if arr.ndim == 3 and arr.shape[2] >= 3:
-        arr = arr[:, :, [2, 1, 0] + list(range(3, arr.shape[2]))]
-    return arr, meta
+    meta["orig_channels"] = meta.get("orig_channels") or (1 if arr.ndim == 2 else arr.shape[2])
+    return _from_bgr(arr), meta
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, dict]:
-    """TIFF through tifffile (8/16-bit integer and float pages); other photometrics through OpenCV."""
+    """First page of a TIFF through tifffile (8/16-bit integer and float, grey or RGB, contiguous or planar);
+    other photometric interpretations (palette, YCbCr, CMYK ...) through OpenCV/libtiff, as 8-bit RGB."""
     import tifffile
 
     try:
@@ -267,9 +285,8 @@ def _read_cv2_tiff(path: Path) -> tuple[np.ndarray, dict]:
     arr = cv2.imdecode(_read_bytes(path), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype not in _MAX:
         raise ImageError(f"{path}: cannot decode this TIFF (unsupported photometric interpretation)")
-    if arr.ndim == 3 and arr.shape[2] >= 3:
-        arr = arr[:, :, [2, 1, 0] + list(range(3, arr.shape[2]))]
-    return arr, {"format": "tiff", "color_space": "srgb", "hdr": False, "bit_depth": 8 * arr.dtype.itemsize}
+    return _from_bgr(arr), {"format": "tiff", "color_space": "srgb", "hdr": False,
+                            "bit_depth": 8 * arr.dtype.itemsize, "orig_channels": 1 if arr.ndim == 2 else arr.shape[2]}
 
 
 _RADIANCE_MAGIC = (b"#?RADIANCE", b"#?RGBE")
@@ -298,7 +315,7 @@ def _read_radiance(path: Path) -> tuple[np.ndarray, dict]:
     arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.ndim != 3 or arr.dtype != np.float32:
         raise ImageError(f"{path}: cannot decode Radiance HDR pixels (corrupt or truncated)")
-    return arr[:, :, ::-1], meta
+    return _from_bgr(arr), meta
 
 
 def _exr_module():
@@ -321,7 +338,7 @@ def _read_exr(path: Path) -> tuple[np.ndarray, dict]:
         if arr is None:
             raise ImageError(f"{path}: cannot decode as OpenEXR (corrupt or truncated)")
         meta.update(bit_depth=32, orig_channels=1 if arr.ndim == 2 else arr.shape[2])
-        return (arr[:, :, [2, 1, 0]] if arr.ndim == 3 else arr), meta
+        return _from_bgr(arr), meta
     try:
         with OpenEXR.File(str(path), separate_channels=True) as f:
             channels = {name: ch.pixels for name, ch in f.channels().items()}
@@ -450,7 +467,9 @@ def _tiff_bytes(arr: np.ndarray, path: Path) -> bytes:
 
     bio = _io.BytesIO()
     try:
-        tifffile.imwrite(bio, arr, photometric="rgb", compression="zlib" if arr.dtype != np.float32 else None)
+        # deflate level 1: half the time of the default level for ~8 % more bytes; float data barely compresses
+        packed = {"compression": "zlib", "compressionargs": {"level": 1}} if arr.dtype != np.float32 else {}
+        tifffile.imwrite(bio, arr, photometric="rgb", **packed)
     except Exception as e:
         raise ImageError(f"{path}: cannot encode TIFF ({e})") from e
     return bio.getvalue()

@@ -109,6 +109,19 @@ def test_jpeg_decodes_close_to_source(tmp_path, smooth_linear):
     assert np.abs(linear_to_srgb(img) - stored / 255.0).mean() < 0.01
 
 
+def test_jpeg_exif_orientation_applied(tmp_path):
+    from PIL import Image
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255  # left half white as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(stored).save(tmp_path / "o.jpg", exif=exif.tobytes(), quality=95)
+    raw, _ = read_image_raw(tmp_path / "o.jpg")
+    assert raw.shape == (40, 20, 3)  # shown upright: the white half is now on top
+    assert raw[:16].min() > 240 and raw[24:].max() < 15
+
+
 def test_tiff_planar_configuration(tmp_path, rng):
     stored = _srgb8(rng)
     tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(stored, 2, 0), photometric="rgb", planarconfig="separate")
@@ -344,6 +357,20 @@ def test_bad_files_raise_image_error_naming_the_file(tmp_path, rng):
         with pytest.raises(ImageError, match=problem) as err:
             read_image(path)
         assert str(path) in str(err.value), name
+
+
+@pytest.mark.parametrize("name, bit_depth", [("t.png", 16), ("t.tif", 8), ("t.tif", 16), ("t.tif", 32),
+                                             ("t.hdr", 8), ("t.exr", 8)])
+def test_truncated_files_raise_image_error(tmp_path, rng, name, bit_depth):
+    if name.endswith(".exr") and not _exr_supported():
+        pytest.skip("no OpenEXR codec here")
+    img = rng.random((64, 80, 3), dtype=np.float32)
+    data = write_image(tmp_path / name, img, bit_depth=bit_depth).read_bytes()
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageError, match="cannot decode") as err:
+        read_image(cut)
+    assert str(cut) in str(err.value)
 
 
 @pytest.mark.parametrize("h, w", [(MIN_SIZE - 1, 40), (40, MIN_SIZE - 1), (4, 4)])
