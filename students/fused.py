@@ -222,7 +222,8 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
         guide_params: ``HDRNet.guide_params()`` (dict of tensors), or the ``pack_guide`` tuple.
         out: optional output of the same type, shape and dtype as ``image`` (reused: no allocation).
         encoding: "none" or "log" (``hdrnet.encode_input``, applied per pixel before guide and apply).
-        threads: OpenMP threads (None: OpenMP default).
+        threads: OpenMP threads (None: OpenMP default, which ``torch.set_num_threads`` also sets, since
+            torch and this library share torch's libgomp).
 
     Returns:
         ``out`` (or a new array/tensor like ``image``).
@@ -283,8 +284,8 @@ class FastStudent:
 
     Args:
         model: an ``HDRNet``.
-        threads: OpenMP threads of the C++ passes (None: OpenMP default). The network uses torch's
-            own setting (``torch.set_num_threads``).
+        threads: OpenMP threads of the C++ passes (None: OpenMP default, i.e. ``torch.get_num_threads()``).
+            The network uses torch's own setting (``torch.set_num_threads``).
         use_fused: False forces the torch path (as does ``$HDR_DISTILL_NO_FUSED=1``).
         channels_last: run the low-res network in channels-last memory format.
 

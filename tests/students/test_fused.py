@@ -9,7 +9,13 @@ from students import build, fused
 from students.grid import apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid
 from students.hdrnet import HDRNet, encode_input
 
-pytestmark = pytest.mark.skipif(build.compiler() is None, reason="no C++ compiler: only the fallback path exists")
+
+
+@pytest.fixture(autouse=True)
+def _needs_compiler(request):
+    # Without a compiler only the torch fallback exists; the fallback tests still run.
+    if build.compiler() is None and "fallback" not in request.node.name:
+        pytest.skip("no C++ compiler: only the torch fallback path exists")
 
 
 def supported_isas():
@@ -275,3 +281,20 @@ def test_build_is_idempotent(capsys):
     assert "up to date" in capsys.readouterr().out
     assert os.stat(path).st_mtime_ns == mtime
     assert path.name == build.library_name()
+
+
+def test_fallback_when_no_compiler_and_no_library(monkeypatch):
+    # A fresh process on a machine without g++: nothing cached, nothing to build with.
+    monkeypatch.setattr(fused, "_lib", None)
+    monkeypatch.setattr(fused, "_lib_error", None)
+    monkeypatch.setattr(build, "find_library", lambda: None)
+    monkeypatch.setattr(build, "compiler", lambda: None)
+    with pytest.raises(build.BuildError, match="no C\\+\\+ compiler"):
+        build.build()
+    m = perturbed_model()
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        fast = fused.FastStudent(m)
+    assert fast.engine == "torch-fallback" and not fused.available()
+    x = torch.rand(1, 3, 12, 17)
+    with torch.inference_mode():
+        assert torch.equal(fast(x), m(x))
