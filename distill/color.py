@@ -36,11 +36,15 @@ def luminance(x):
 
 
 def to_space(linear: torch.Tensor, space: str) -> torch.Tensor:
-    """Convert a linear-RGB batch from a source into a teacher's declared input space."""
+    """Convert a linear-RGB batch ``[B,3,H,W]`` from a source into a teacher's declared input space."""
     if space == "srgb":
         return linear_to_srgb(linear)
     if space == "linear":
         return linear.clamp(0, 1)
     if space == "hdr":
-        return linear.clamp(min=0)
+        # Exposure normalisation: each image is divided by its maximum. The HDR teachers are invariant to
+        # exposure scaling (they normalise the same way), and the student's log encoding expects a peak of 1.
+        x = linear.clamp(min=0)
+        peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-20)
+        return x / peak
     raise ValueError(f"unknown colour space '{space}' (expected one of srgb, linear, hdr)")

@@ -7,8 +7,9 @@ that a student is never silently used with another teacher).
 Colour spaces (the value of ``input_space`` / ``output_space``):
   * ``"srgb"``   display-referred, sRGB-encoded, values in [0, 1].
   * ``"linear"`` scene-linear RGB, LDR, values in [0, 1].
-  * ``"hdr"``    scene-linear RGB radiance, values >= 0 and unbounded; the teacher documents its exposure
-                 normalisation (see ``Teacher.normalize_hdr``).
+  * ``"hdr"``    scene-linear RGB radiance, values >= 0, normalised per image to a maximum of 1 by
+                 ``distill.color.to_space`` (HDR teachers are exposure-invariant, so this changes nothing for
+                 them; it gives the student a fixed range).
 
 The pair stream converts each linear source image into ``teacher.input_space`` before handing it to the
 teacher, and the student sees exactly the same tensor, so teacher and student always agree on the input.

@@ -158,8 +158,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     steps = int(tc.steps)
     sampler = StepBatchSampler(len(dataset), int(tc.batch_size), int(cfg.seed), start_step, steps)
     nw = int(tc.num_workers)
+    # spawn, not fork: a forked worker inherits the parent's OpenMP thread pool state and can deadlock.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=nw, worker_init_fn=worker_init if nw else None,
-                        prefetch_factor=4 if nw else None, persistent_workers=False)
+                        prefetch_factor=4 if nw else None, multiprocessing_context="spawn" if nw else None)
 
     def checkpoint(step: int, name: str = "last.pt") -> Path:
         return save_checkpoint(out_dir / "checkpoints" / name, {

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 from students.grid import N_COEFFS, apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid
 
-# Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1].
-LOG_MIN, LOG_MAX = 12.0, 8.0
+# Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1]. HDR inputs
+# arrive normalised to a maximum of 1 (distill.color.to_space), so this is a 20-stop window below the peak.
+LOG_MIN, LOG_MAX = 20.0, 0.0
 
 
 @dataclass
@@ -43,7 +44,7 @@ def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
     """Map the teacher-space input into the [0,1]-ish domain the student works in."""
     if encoding == "none":
         return x
-    # log2 radiance over a fixed 20-stop window; fixed so that the fused path can do the same per pixel.
+    # log2 radiance over a fixed window; fixed so that the fused path can do the same per pixel.
     return ((torch.log2(x.clamp(min=0) + 2.0**-LOG_MIN) + LOG_MIN) / (LOG_MIN + LOG_MAX)).clamp(0, 1)
 
 

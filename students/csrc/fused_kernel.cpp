@@ -34,7 +34,7 @@ namespace {
 // Layout / dtype codes shared with fused.cpp and students/fused.py.
 enum Format { HWC_F32 = 0, HWC_U8 = 1, HWC_U16 = 2, CHW_F32 = 3 };
 
-const float LOG_MIN = 12.0f, LOG_MAX = 8.0f;  // students/hdrnet.py: LOG_MIN, LOG_MAX
+const float LOG_MIN = 20.0f, LOG_MAX = 0.0f;  // students/hdrnet.py: LOG_MIN, LOG_MAX
 
 static inline int imin_(int a, int b) { return a < b ? a : b; }
 static inline int imax_(int a, int b) { return a > b ? a : b; }
@@ -370,7 +370,7 @@ static inline vf log2_(vf x) {  // x > 0, finite or +inf
 }
 
 static inline vf encode_log(vf x) {
-    x = add(vmax(x, set1(0.0f)), set1(1.0f / 4096.0f));  // clamp(min=0) + 2^-LOG_MIN
+    x = add(vmax(x, set1(0.0f)), set1(1.0f / 1048576.0f));  // clamp(min=0) + 2^-LOG_MIN
     vf e = mul(add(log2_(x), set1(LOG_MIN)), set1(1.0f / (LOG_MIN + LOG_MAX)));
     return vmin(vmax(e, set1(0.0f)), set1(1.0f));
 }
