@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from distill.color import linear_to_srgb
+from distill.color import to_space
 from distill.protocols import COLOR_SPACES
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ def make_probe(space: str = "srgb", size: int = 64, batch: int = 2) -> torch.Ten
     Image 0: a diagonal luminance gradient with a hue sweep, multiplicative texture (two sinusoids and
     seeded noise) and a dark disc with a hard edge. Image k > 0: image 0 rotated by k quarter turns with its
     own noise, so that a teacher mixing up batch items shows it. For ``"hdr"`` the gradient spans ~9 stops
-    and a small light source reaches 60.
+    and a small light source is 60x the brightest LDR value; ``distill.color.to_space`` then scales each
+    image to a peak of 1, as the pair stream does.
     """
     if space not in COLOR_SPACES:
         raise ValueError(f"make_probe: space '{space}' is not one of {COLOR_SPACES}")
@@ -113,7 +114,7 @@ def make_probe(space: str = "srgb", size: int = 64, batch: int = 2) -> torch.Ten
             rgb[light] = 60.0
         imgs.append(np.rot90(rgb, k))
     lin = torch.from_numpy(np.ascontiguousarray(np.stack(imgs), dtype=np.float32)).permute(0, 3, 1, 2)
-    return (linear_to_srgb(lin) if space == "srgb" else lin).contiguous()  # [B,3,S,S]
+    return to_space(lin, space).contiguous()  # [B,3,S,S], exactly as the pair stream would hand it over
 
 
 def validate_teacher(teacher, probe=None, size: int = 64) -> ValidationReport:
