@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -213,3 +213,107 @@ def worst_crop(err: Any, size: int, mode: str = "mean") -> tuple[int, int, int, 
     else:
         raise ValueError(f"worst_crop: unknown mode '{mode}' (expected 'mean' or 'peak')")
     return y0, x0, y0 + ch, x0 + cw
+
+
+def metric_bars_png(names: Sequence[str], values: Sequence[float | None], path: str | Path, xlabel: str,
+                    threshold: float | None = None, higher_better: bool = True, max_bars: int = 60) -> Path:
+    """One metric per image as horizontal bars, worst at the top, with an optional threshold line.
+
+    Args:
+        names: image names.
+        values: one value per image (None: not computed, left out; inf: drawn at the plot's right edge and
+            labelled "inf").
+        path: output PNG path.
+        xlabel: what the values are, with units.
+        threshold: draw a dashed line here (e.g. the PSNR gate); bars on the wrong side are red.
+        higher_better: whether larger values are better (decides "worst" and the colours).
+        max_bars: more images than this: a histogram instead of bars.
+
+    Returns:
+        The path written.
+    """
+    if len(names) != len(values):
+        raise ValueError(f"metric_bars_png: {len(names)} names but {len(values)} values")
+    pairs = [(str(n), float(v)) for n, v in zip(names, values) if v is not None]
+    if not pairs:
+        raise ValueError("metric_bars_png: no values to plot")
+    if any(math.isnan(v) for _, v in pairs):
+        raise ValueError("metric_bars_png: values contain NaN")
+    finite = [v for _, v in pairs if math.isfinite(v)]
+    top = max(finite + ([threshold] if threshold is not None else []), default=1.0)
+    lo = min(finite + ([threshold] if threshold is not None else []), default=0.0)
+    span = max(top - lo, abs(top) * 0.05, 1e-6)
+    right = top + 0.08 * span  # where an infinite value is drawn
+
+    def bad(v: float) -> bool:
+        return threshold is not None and (v < threshold if higher_better else v > threshold)
+
+    if len(pairs) > max_bars:
+        fig = Figure(figsize=(10, 3.6), layout="constrained")
+        ax = fig.add_subplot()
+        ax.hist([min(v, right) for _, v in pairs], bins=30, color="tab:blue")
+        ax.set(xlabel=xlabel, ylabel="images", title=f"{len(pairs)} images")
+    else:
+        pairs.sort(key=lambda p: p[1], reverse=not higher_better)  # worst first
+        fig = Figure(figsize=(10, 0.9 + 0.32 * len(pairs)), layout="constrained")
+        ax = fig.add_subplot()
+        ys = np.arange(len(pairs))[::-1]  # worst at the top
+        shown = [min(v, right) for _, v in pairs]
+        colors = ["tab:red" if bad(v) else "tab:green" if threshold is not None else "tab:blue" for _, v in pairs]
+        base = lo - 0.15 * span if higher_better else 0.0
+        ax.barh(ys, [s - base for s in shown], left=base, color=colors, height=0.7)
+        for y, (_, v), s in zip(ys, pairs, shown):
+            ax.text(s, y, f" {v:.2f}" if math.isfinite(v) else " inf", va="center", fontsize=9)
+        ax.set_yticks(ys, [n for n, _ in pairs], fontsize=9)
+        ax.set_xlim(base, right + 0.12 * span)
+        ax.set_xlabel(xlabel)
+    if threshold is not None:
+        ax.axvline(threshold, ls="--", color="black", lw=1.2, label=f"gate {threshold:g}")
+        ax.legend(loc="lower right", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def speed_png(rows: Sequence[Mapping[str, Any]], path: str | Path, teacher: str = "teacher") -> Path:
+    """Teacher vs student median time per image size: paired horizontal bars on a log axis, speed-up labelled.
+
+    Args:
+        rows: one per image size: ``{"size", "teacher_ms", "student_ms"}`` (e.g. the report's speed rows).
+        path: output PNG path.
+        teacher: the teacher's name for the legend.
+
+    Returns:
+        The path written.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("speed_png: rows is empty (no timings)")
+    for i, r in enumerate(rows):
+        for k in ("size", "teacher_ms", "student_ms"):
+            if k not in r:
+                raise ValueError(f"speed_png: rows[{i}] lacks '{k}'")
+        if not (r["teacher_ms"] > 0 and r["student_ms"] > 0):
+            raise ValueError(f"speed_png: rows[{i}] times must be positive, got {r['teacher_ms']}, {r['student_ms']}")
+    fig = Figure(figsize=(8.5, 1.2 + 0.9 * len(rows)), layout="constrained")
+    ax = fig.add_subplot()
+    ys = np.arange(len(rows))[::-1] * 1.0  # first size at the top
+    h = 0.36
+    t_ms = [float(r["teacher_ms"]) for r in rows]
+    s_ms = [float(r["student_ms"]) for r in rows]
+    ax.barh(ys + h / 2, t_ms, height=h, color="tab:gray", label=teacher)
+    ax.barh(ys - h / 2, s_ms, height=h, color="tab:blue", label="student")
+    ax.set_xscale("log")
+    for y, t, s in zip(ys, t_ms, s_ms):
+        ax.text(t, y + h / 2, f" {t:.1f} ms", va="center", fontsize=9)
+        ax.text(s, y - h / 2, f" {s:.1f} ms  ({t / s:.1f}x faster)", va="center", fontsize=9, fontweight="bold")
+    lo, hi = min(s_ms + t_ms), max(s_ms + t_ms)
+    ax.set_xlim(lo / 2, hi * 6)  # room for the labels right of the longest bar
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 100, not 10^2
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(ys, [str(r["size"]) for r in rows])
+    ax.set_xlabel("median time per image (ms, log scale; lower is better)")
+    ax.legend(loc="lower right", fontsize=9)
+    ax.grid(axis="x", which="both", alpha=0.3)
+    return _save(fig, path)
