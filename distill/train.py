@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from distill import dist
 from distill.checkpoint import check_teacher, load_checkpoint, save_checkpoint
 from distill.pairs import PairDataset, StepBatchSampler, image_pair, worker_init
 from distill.protocols import teacher_identity
@@ -120,13 +121,15 @@ def _resume_path(resume, out_dir: Path) -> Path | None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Distill ``cfg.teacher`` into ``cfg.student``. Returns a summary dict (also written to summary.json)."""
-    out_dir = Path(cfg.out_dir)
-    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    ctx = dist.init(resolve_device(cfg.device))  # under torchrun: join the process group; alone: a no-op
+    out_dir = Path(ctx.broadcast(str(cfg.out_dir)))  # rank 0's folder; only rank 0 writes files
+    if ctx.is_main:
+        (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(int(tc.threads))
     seed_everything(int(cfg.seed))
-    device = resolve_device(cfg.device)
+    device = ctx.device
 
     teacher = instantiate(cfg.teacher)
     identity = teacher_identity(teacher)
@@ -141,28 +144,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loss_fn = LOSSES[tc.loss]
 
     start_step, history = 0, []
-    ckpt_path = _resume_path(tc.resume, out_dir)
+    ckpt_path = ctx.broadcast(_resume_path(tc.resume, out_dir))
     if ckpt_path is not None:
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = ctx.broadcast(load_checkpoint(ckpt_path) if ctx.is_main else None)
         check_teacher(ckpt, identity)
         student.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start_step, history = int(ckpt["step"]), list(ckpt.get("history", []))
         log.info("resumed from %s at step %d", ckpt_path, start_step)
+    student = ctx.wrap(student)  # DistributedDataParallel under torchrun
 
     train_src = instantiate(cfg.data.train)
     val_src = instantiate(cfg.data.val) if cfg.data.get("val") else []
     pc = OmegaConf.to_container(cfg.data.pairs, resolve=True)
     dataset = PairDataset(train_src, teacher, seed=int(cfg.seed), **pc)
-    val_pairs = make_val_pairs(teacher, val_src, cfg.data.get("val_max_side")) if len(val_src) else []
+    val_pairs = make_val_pairs(teacher, val_src, cfg.data.get("val_max_side")) if len(val_src) and ctx.is_main else []
     steps = int(tc.steps)
-    sampler = StepBatchSampler(len(dataset), int(tc.batch_size), int(cfg.seed), start_step, steps)
+    sampler = ctx.shard(StepBatchSampler(len(dataset), int(tc.batch_size), int(cfg.seed), start_step, steps))
     nw = int(tc.num_workers)
     # spawn, not fork: a forked worker inherits the parent's OpenMP thread pool state and can deadlock.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=nw, worker_init_fn=worker_init if nw else None,
                         prefetch_factor=4 if nw else None, multiprocessing_context="spawn" if nw else None)
 
-    def checkpoint(step: int, name: str = "last.pt") -> Path:
+    def checkpoint(step: int, name: str = "last.pt") -> Path | None:
+        if not ctx.is_main:
+            return None
         return save_checkpoint(out_dir / "checkpoints" / name, {
             "state_dict": student.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
             "config": OmegaConf.to_container(cfg, resolve=True), "teacher": identity, "history": history,
@@ -172,7 +178,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     step = start_step
     student.train()
     bar = tqdm(total=steps, initial=start_step, desc=f"distill {identity['name']}", unit="step",
-               disable=not tc.get("progress", True), dynamic_ncols=True)
+               disable=not tc.get("progress", True) or not ctx.is_main, dynamic_ncols=True)
     last_t, last_step = time.perf_counter(), start_step
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -181,7 +187,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loss.backward()
         optimizer.step()
         step += 1
-        row = {"step": step, "loss": float(loss.item())}
+        row = {"step": step, "loss": ctx.mean(loss)}  # mean over ranks
         if step % int(tc.log_every) == 0 or step == steps:
             now = time.perf_counter()
             row["pairs_per_s"] = (step - last_step) * int(tc.batch_size) / max(now - last_t, 1e-9)
@@ -197,6 +203,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             checkpoint(step)
     bar.close()
     wall = time.perf_counter() - t0
+    if not ctx.is_main:
+        ctx.close()
+        return {"rank": ctx.rank, "steps": step}
 
     final = checkpoint(step)
     write_history(history, out_dir / "history.csv")
@@ -212,4 +221,5 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out_dir / "summary.json")
     log.info("held-out PSNR %.2f dB after %d steps (%.0f s); checkpoint %s", val_psnr, step, wall, final)
+    ctx.close()
     return summary
