@@ -318,15 +318,19 @@ def speed_summary(bench: dict[str, Any], ckpt: dict[str, Any], source: str) -> d
             continue
         best = min(students, key=lambda r: r["median_ms"])
         t = teach[0]
+        mem = bench.get("memory") or {}
+        extra = {f"{who}_extra_mb": mem[k]["extra_mb"] for who, k in (("teacher", f"{method}@{size}"),
+                                                                      ("student", f"{best['method']}@{size}"))
+                 if isinstance(mem.get(k), dict) and "extra_mb" in mem[k]}
         rows.append({"size": size, "megapixels": best.get("megapixels"), "teacher_ms": t["median_ms"],
                      "student_method": best["method"], "student_ms": best["median_ms"],
-                     "speedup": t["median_ms"] / best["median_ms"]})
+                     "speedup": t["median_ms"] / best["median_ms"], **extra})
     headline = next((r for r in rows if r["size"] == "1080p"), rows[-1] if rows else None)
     return {
         "source": source, "teacher_method": method, "match": match, "rows": rows,
         "min_speedup": min((r["speedup"] for r in rows), default=None),
         "headline": {"size": headline["size"], "speedup": headline["speedup"]} if headline else None,
-        "machine": bench.get("machine"), "results": results, "memory": bench.get("memory", {}),
+        "machine": bench.get("machine"), "results": results, "memory_method": bench.get("memory_method"),
     }
 
 
@@ -404,7 +408,7 @@ def evaluate_gates(stats: Mapping[str, Any], speed: Mapping[str, Any] | None,
 # Writing: JSON-safe values, CSV, atomic placement
 # ---------------------------------------------------------------------------------------------------------
 
-_DIGITS = {"psnr": 2, "ssim": 4, "ciede2000_mean": 2, "ciede2000_p95": 2, "lpips": 4, "speedup": 1, "ms": 1, "mp": 2}
+_DIGITS = {"psnr": 2, "ssim": 4, "ciede2000_mean": 2, "ciede2000_p95": 2, "lpips": 4, "speedup": 1, "ms": 1, "mp": 2, "mb": 0}
 
 
 def fmt(kind: str, v: Any) -> str:
@@ -895,14 +899,21 @@ def render_html(s: Mapping[str, Any], figures: Mapping[str, str | None]) -> str:
             f'({_e(sp["match"])}). Median wall time per image; {_e(mach.get("threads", "?"))} threads on '
             f'{_e(mach.get("cpu", "?"))}.{_load_note(s["machine"], sp["source"])}</p>')
         if sp["rows"]:
+            mem = any("teacher_extra_mb" in r or "student_extra_mb" in r for r in sp["rows"])
             add('<table><tr><th class="l">size</th><th>megapixels</th><th>teacher (ms)</th><th class="l">student</th>'
-                '<th>student (ms)</th><th>speed-up</th></tr>')
+                '<th>student (ms)</th><th>speed-up</th>'
+                + ('<th>teacher memory (MB)</th><th>student memory (MB)</th>' if mem else "") + "</tr>")
             for k, r in enumerate(sp["rows"]):
+                mem_cells = "".join(
+                    f'<td>{_num(f"speed.rows.{k}.{who}_extra_mb", r[f"{who}_extra_mb"], "mb")}</td>'
+                    if f"{who}_extra_mb" in r else "<td>n/a</td>" for who in ("teacher", "student")) if mem else ""
                 add(f'<tr><td class="l">{_e(r["size"])}</td><td>{fmt("mp", r["megapixels"])}</td>'
                     f'<td>{_num(f"speed.rows.{k}.teacher_ms", r["teacher_ms"], "ms")}</td><td class="l">{_e(r["student_method"])}</td>'
                     f'<td>{_num(f"speed.rows.{k}.student_ms", r["student_ms"], "ms")}</td>'
-                    f'<td>{_num(f"speed.rows.{k}.speedup", r["speedup"], "speedup")}&times;</td></tr>')
+                    f'<td>{_num(f"speed.rows.{k}.speedup", r["speedup"], "speedup")}&times;</td>{mem_cells}</tr>')
             add("</table>")
+            if mem:
+                add(f'<p class="verdict">Memory: {_e(sp.get("memory_method") or "peak memory growth of one call")}.</p>')
         if figures.get("bench"):
             add(f'<figure><img src="{_e(figures["bench"])}" alt="teacher vs student time" style="max-width:900px"></figure>')
 

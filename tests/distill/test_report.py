@@ -88,7 +88,8 @@ def _bench_json(teacher: str, times: dict[str, tuple[float, float]]) -> dict:
         for method, ms in ((teacher, t_ms), ("student (fused-cpp-avx2)", s_ms), ("student (torch)", 50 * s_ms)):
             results.append({"method": method, "size": size, "median_ms": ms, "min_ms": ms, "runs": 3,
                             "megapixels": 2.07 if size == "1080p" else 12.0})
-    return {"machine": {"cpu": "test cpu", "threads": 2}, "results": results, "memory": {}}
+    memory = {f"{teacher}@1080p": {"extra_mb": 300.0}, "student (fused-cpp-avx2)@1080p": {"extra_mb": 40.0}}
+    return {"machine": {"cpu": "test cpu", "threads": 2}, "results": results, "memory": memory}
 
 
 def _strict_json(path: Path):
@@ -176,6 +177,8 @@ def test_examples_speed_and_training_sections(report):
     sp = summary["speed"]
     assert sp["teacher_method"] == "gamma" and "same teacher and parameters" in sp["match"]
     assert [r["speedup"] for r in sp["rows"]] == [20.0, 12.5]  # teacher / fastest student
+    assert (sp["rows"][0]["teacher_extra_mb"], sp["rows"][0]["student_extra_mb"]) == (300.0, 40.0)
+    assert "student_extra_mb" not in sp["rows"][1]  # 12MP memory was not measured
     assert summary["headline"]["speedup"] == 20.0 and summary["headline"]["speedup_size"] == "1080p"
     gates = {g["gate"]: g["status"] for g in summary["gates"]}
     assert gates == {"psnr_min": "PASS", "speedup_min": "PASS"} and summary["passed"]
