@@ -478,17 +478,18 @@ def publish(staging: Path, out_dir: Path) -> None:
 
 def training_info(ckpt: dict[str, Any], ckpt_path: Path) -> tuple[list[dict], dict[str, Any]]:
     """(history rows, training summary) from the checkpoint's run folder, else from the checkpoint itself."""
-    run_dir = ckpt_path.resolve().parent.parent  # <run>/checkpoints/last.pt
     info: dict[str, Any] = {"step": ckpt.get("step")}
-    summary = run_dir / "summary.json"
-    if summary.is_file():
+    # hdr-distill train writes <run>/checkpoints/last.pt; a checkpoint copied elsewhere has no run folder.
+    run_dir = ckpt_path.resolve().parent.parent if ckpt_path.resolve().parent.name == "checkpoints" else None
+    summary = run_dir / "summary.json" if run_dir else None
+    if summary is not None and summary.is_file():
         try:
             s = json.loads(summary.read_text())
             info.update({k: s[k] for k in ("val_psnr_db", "wall_time_s", "val_images", "device", "threads") if k in s})
         except (OSError, ValueError):
             pass
-    hist = run_dir / "history.csv"
-    if hist.is_file():
+    hist = run_dir / "history.csv" if run_dir else None
+    if hist is not None and hist.is_file():
         with open(hist, newline="") as f:
             rows = list(csv.DictReader(f))
         info["history_from"] = str(hist)
@@ -520,8 +521,8 @@ def run_report(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, images:
             None: ``DEFAULT_GATES``.
         lpips: compute LPIPS (AlexNet) when its weights are in the torch hub cache.
         run_bench: time this checkpoint's teacher against its student at ``bench_size`` here (short run).
-        heat_vmax: top of the error heat-map scale in dE00, or "auto" (99th percentile of the worst image's
-            error, rounded up to 1-2-5; at least 1, about one just-noticeable difference).
+        heat_vmax: top of the error heat-map scale in dE00, or "auto" (the largest 99th percentile of the
+            example images' error, rounded up to 1-2-5; at least 1, about one just-noticeable difference).
         crop_size: side of the zoomed crops, pixels.
         lpips_metric: an ``LPIPSMetric`` to use instead of building one (tests: a random backbone).
         progress: print one line per image.
@@ -542,6 +543,13 @@ def run_report(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, images:
         raise ReportError(f"crop_size must be at least 8 pixels, got {crop_size}")
     if bench is not None and run_bench:
         raise ReportError("pass either bench=<bench.json> or run_bench=true, not both")
+    if heat_vmax not in (None, "auto"):
+        try:
+            ok = float(heat_vmax) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ReportError(f"heat_vmax must be a positive number (dE00) or 'auto', got {heat_vmax!r}")
     gates_cfg = dict(DEFAULT_GATES if gates is None else gates)
     evaluate_gates({}, None, gates_cfg)  # unknown gate names fail now, not after the work
 
@@ -613,8 +621,6 @@ def run_report(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, images:
             vmax = nice_ceil(max(float(np.percentile(a["error"], 99)) for _, _, a in chosen))
         else:
             vmax = float(heat_vmax)
-            if not vmax > 0:
-                raise ReportError(f"heat_vmax must be positive or 'auto', got {heat_vmax}")
         for idx, labels, arrays in chosen:
             label = "+".join(labels)
             files = example_figures(arrays, label, rows[idx], vmax, int(crop_size), figs,

@@ -236,6 +236,8 @@ def test_cli_errors_name_the_path_and_exit_non_zero(tmp_path):
 def test_bad_arguments_fail_before_any_work(ckpt_path, tmp_path, image_dir):
     with pytest.raises(R.ReportError, match="unknown gate"):
         R.run_report(ckpt_path, tmp_path / "r", images=str(image_dir), gates={"psnr_mni": 30})
+    with pytest.raises(R.ReportError, match="heat_vmax"):
+        R.run_report(ckpt_path, tmp_path / "r", images=str(image_dir), heat_vmax=0)
     with pytest.raises(R.ReportError, match="bench: .*not found"):
         R.run_report(ckpt_path, tmp_path / "r", images=str(image_dir), bench=tmp_path / "bench.json")
     assert not (tmp_path / "r").exists()
