@@ -1,0 +1,134 @@
+"""Export: ONNX (onnxruntime) and TorchScript reproduce HDRNet.forward on two image sizes; metadata; atomic files."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from distill.checkpoint import save_checkpoint
+from distill.cli import CONF_DIR
+from distill.export import (ExportableStudent, area_lowres, load_torchscript, read_onnx_metadata,
+                            read_torchscript_metadata, run, slice_grid_sample, verify_onnx)
+from students.grid import lowres_copy, slice_grid
+from students.hdrnet import HDRNet
+
+TINY_STUDENT = {"_target_": "students.hdrnet.HDRNet", "lowres": 64, "grid_size": 8, "width": 4}
+IDENTITY = {"name": "test_teacher", "params": {"k": 1}, "input_space": "srgb", "output_space": "srgb"}
+SIZES = [(64 + 27, 64 + 45), (150, 97)]  # neither a multiple of the low-res size 64
+
+
+def trained_like(seed: int = 0, **cfg) -> HDRNet:
+    """A tiny HDRNet with perturbed weights: its output differs from its input (an untrained one is the identity)."""
+    torch.manual_seed(seed)
+    m = HDRNet(**{k: v for k, v in {**TINY_STUDENT, **cfg}.items() if k != "_target_"})
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return m.eval()
+
+
+def images(sizes, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, 3, h, w, generator=g) for h, w in sizes]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One checkpoint exported to both formats through the real `hdr-distill export` config (ONNX is slow)."""
+    d = tmp_path_factory.mktemp("export")
+    model = trained_like()
+    ckpt = save_checkpoint(d / "last.pt", {"state_dict": model.state_dict(), "step": 7, "teacher": IDENTITY,
+                                           "config": {"student": TINY_STUDENT}})
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("export", overrides=[f"checkpoint={ckpt}", f"out={d / 'student'}", "format=both",
+                                           f"verify_sizes={[list(s) for s in SIZES]}"])
+    result = run(cfg)
+    return model, result, d
+
+
+def test_area_lowres_matches_torch_area_on_uneven_sizes():
+    x = torch.rand(2, 3, 101, 77, dtype=torch.float64)
+    for size in (16, 64, 77):
+        ref = F.interpolate(x, size=(size, size), mode="area")  # adaptive pooling: overlapping windows
+        assert torch.allclose(area_lowres(x, size), ref, atol=1e-12)
+    assert torch.allclose(area_lowres(x.float(), 64), lowres_copy(x.float(), 64), atol=1e-6)
+
+
+def test_slice_grid_sample_matches_slice_grid():
+    torch.manual_seed(0)
+    grid = torch.randn(2, 12, 8, 5, 7, dtype=torch.float64)
+    guide = torch.rand(2, 13, 11, dtype=torch.float64)
+    guide[0, 0, 0], guide[1, -1, -1] = 0.0, 1.0  # the clamped ends of the intensity axis
+    assert torch.allclose(slice_grid_sample(grid, guide), slice_grid(grid, guide), atol=1e-12)
+
+
+def test_exportable_student_equals_hdrnet_forward_incl_small_and_log():
+    for cfg in ({}, {"input_encoding": "log"}):
+        m = trained_like(**cfg)
+        net = ExportableStudent(m)
+        for x in images([(91, 109), (40, 200), (64, 64)]):  # area branch, small (bilinear) branch, exact size
+            with torch.inference_mode():
+                assert (net(x) - m(x)).abs().max() < 1e-5
+
+
+def test_onnx_reproduces_torch_on_two_sizes(exported):
+    import onnxruntime as ort
+
+    model, result, d = exported
+    path = d / "student.onnx"
+    assert result["files"]["onnx"] == str(path) and max(result["max_abs_diff"]["onnx"].values()) < 1e-4
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    xs = images(SIZES, seed=5)
+    for x in xs:
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        with torch.inference_mode():
+            ref = model(x).numpy()
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() < 1e-4
+        assert np.abs(ref - x.numpy()).max() > 0.05  # the student does something: identity would also "match"
+    # dynamic batch: two images of one size in one call
+    batch = torch.cat([xs[0], xs[0].flip(-1)])
+    got = sess.run(None, {sess.get_inputs()[0].name: batch.numpy()})[0]
+    with torch.inference_mode():
+        assert np.abs(got - model(batch).numpy()).max() < 1e-4
+
+
+def test_torchscript_reproduces_torch_on_two_sizes(exported):
+    model, result, d = exported
+    scripted = load_torchscript(d / "student.ts")
+    for x in images(SIZES + [(40, 50)], seed=6):  # 40x50: smaller than the low-res size (TorchScript only)
+        with torch.inference_mode():
+            assert (scripted(x) - model(x)).abs().max() < 1e-4
+    assert max(result["max_abs_diff"]["torchscript"].values()) < 1e-4
+
+
+def test_metadata_records_teacher_and_spaces(exported):
+    _, _, d = exported
+    meta = read_onnx_metadata(d / "student.onnx")
+    assert json.loads(meta["teacher"]) == IDENTITY
+    assert meta["input_space"] == "srgb" and meta["output_space"] == "srgb" and meta["teacher_name"] == "test_teacher"
+    assert json.loads(meta["student"])["lowres"] == 64 and meta["step"] == "7" and len(meta["checkpoint_sha256"]) == 64
+    ts = read_torchscript_metadata(d / "student.ts")
+    assert ts["teacher"] == IDENTITY and ts["format"] == meta["format"] == "hdr-distill-export/1"
+    assert sorted(p.name for p in d.iterdir()) == ["last.pt", "student.onnx", "student.ts"]  # no temp files left
+
+
+def test_verify_catches_a_wrong_model(exported):
+    model, _, d = exported
+    other = trained_like(seed=3)
+    diffs = verify_onnx(d / "student.onnx", other, [SIZES[0]])
+    assert max(diffs.values()) > 1e-3
+
+
+def test_bad_arguments_raise(tmp_path):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("export", overrides=["format=tflite", f"checkpoint={tmp_path / 'x.pt'}"])
+    with pytest.raises(ValueError, match="format='tflite'"):
+        run(cfg)
+    with open_dict(cfg):
+        cfg.format, cfg.checkpoint = "onnx", None
+    with pytest.raises(ValueError, match="checkpoint="):
+        run(cfg)
