@@ -44,6 +44,7 @@ import torch
 from distill.protocols import COLOR_SPACES, Teacher, check_images
 
 LAYOUTS = ("hwc", "bchw")
+_FILE_MODULE_PREFIX = "hdr_distill_user_"  # sys.modules name of a file loaded by path
 # Integer dtypes the function may ask for; the input is rounded to the full scale of the type.
 _INT_DTYPES = {"uint8": 255, "uint16": 65535}
 
@@ -143,7 +144,7 @@ def _load_file(path: str, spec: str):
     if not p.is_file():
         raise ImportError(f"teacher fn '{spec}': file '{path}' does not exist")
     p = p.resolve()
-    mod_name = "hdr_distill_user_" + hashlib.sha256(str(p).encode()).hexdigest()[:12]
+    mod_name = _FILE_MODULE_PREFIX + hashlib.sha256(str(p).encode()).hexdigest()[:12]
     if mod_name in sys.modules:
         return sys.modules[mod_name]
     loader_spec = importlib.util.spec_from_file_location(mod_name, p)
@@ -176,6 +177,8 @@ def _callable_path(fn: Callable) -> str:
     target = _named(fn)
     mod = getattr(target, "__module__", None) or "?"
     qual = getattr(target, "__qualname__", None) or target.__name__
+    if mod.startswith(_FILE_MODULE_PREFIX):  # loaded from a file: its name, not the folder it sits in
+        mod = Path(getattr(sys.modules.get(mod), "__file__", None) or mod).name
     return f"{mod}:{qual}"
 
 

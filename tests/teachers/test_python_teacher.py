@@ -84,6 +84,7 @@ def test_from_file_path(tmp_path):
     t = PythonTeacher(f"{f}:invert")
     x = _batch()
     assert torch.allclose(t(x), 1 - x)
+    assert t.params()["fn"] == "my ops.py:invert"  # the file's name, not the folder: same on every machine
     t2 = pickle.loads(pickle.dumps(t))
     assert torch.allclose(t2(x), 1 - x)
 
