@@ -23,6 +23,7 @@ from distill import dist
 from distill.checkpoint import check_teacher, load_checkpoint, save_checkpoint
 from distill.pairs import PairDataset, StepBatchSampler, image_pair, worker_init
 from distill.protocols import teacher_identity
+from students.hdrnet import gather_pixels
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "config": OmegaConf.to_container(cfg, resolve=True), "teacher": identity, "history": history,
         })
 
+    npix = int(tc.get("pixels_per_crop") or 0)
     t0 = time.perf_counter()
     step = start_step
     student.train()
@@ -182,7 +184,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     last_t, last_step = time.perf_counter(), start_step
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        loss = loss_fn(student(x), y)
+        if npix:
+            # Loss on a random sample of pixels per crop (an unbiased estimate of the full-image loss).
+            g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
+            b, _, h, w = x.shape
+            flat = torch.randint(0, h * w, (b, npix), generator=g).to(device)
+            rows, cols = flat // w, flat % w
+            loss = loss_fn(student.forward_points(x, rows, cols), gather_pixels(y, rows, cols))
+        else:
+            loss = loss_fn(student(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -195,6 +205,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             last_t, last_step = now, step
         if val_pairs and (step % int(tc.val_every) == 0 or step == steps):
             row["val_psnr"] = evaluate(student, val_pairs, device)
+            log.info("step %d/%d  loss %.3e  held-out PSNR %.2f dB  (%.0f s)", step, steps, row["loss"],
+                     row["val_psnr"], time.perf_counter() - t0)
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.2e}",
                         val=f"{next((r['val_psnr'] for r in reversed(history) if 'val_psnr' in r), float('nan')):.2f}dB")

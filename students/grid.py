@@ -58,12 +58,47 @@ def _axis(coord: torch.Tensor, size: int):
     return i0, (i0 + 1).clamp(max=size - 1), frac
 
 
+def _trilinear(grid: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Sample ``grid [B,C,D,Gh,Gw]`` at cell coordinates; ``xs``, ``ys`` and ``guide`` broadcast to ``[B,*S]``.
+
+    Nested lerps ``a + w * (b - a)``: a grid whose cells are all equal returns that value exactly.
+    Returns ``[B, C, *S]``.
+    """
+    b, c, d, gh, gw = grid.shape
+    x0, x1, fx = _axis(xs, gw)
+    y0, y1, fy = _axis(ys, gh)
+    z0, z1, fz = _axis(guide.to(grid.dtype) * d - 0.5, d)  # [B,*S]
+    shape = z0.shape
+    flat = grid.reshape(b, c, d * gh * gw)
+
+    def corner(z, yy, xx):  # -> [B,C,*S]
+        idx = ((z * gh + yy) * gw + xx).expand(shape).reshape(b, 1, -1)
+        return torch.gather(flat, 2, idx.expand(b, c, idx.shape[-1])).view(b, c, *shape[1:])
+
+    def lerp(a, bb, t):
+        return a + t.unsqueeze(1) * (bb - a)
+
+    out = []
+    for z in (z0, z1):
+        top = lerp(corner(z, y0, x0), corner(z, y0, x1), fx)
+        bot = lerp(corner(z, y1, x0), corner(z, y1, x1), fx)
+        out.append(lerp(top, bot, fy))
+    return lerp(out[0], out[1], fz)
+
+
+def _check(grid: torch.Tensor, guide: torch.Tensor, what: str) -> None:
+    if grid.ndim != 5:
+        raise ValueError(f"{what}: grid must be [B,C,D,Gh,Gw], got {tuple(grid.shape)}")
+    if guide.shape[0] != grid.shape[0]:
+        raise ValueError(f"{what}: guide must be [B,...] with B={grid.shape[0]}, got {tuple(guide.shape)}")
+
+
 def slice_grid(grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     """Trilinear slicing: each pixel reads the grid at its (x, y) position and its guide intensity.
 
     Same sampling as ``F.grid_sample(grid, coords, align_corners=False, padding_mode="border")`` with
-    coords = (x, y, z) (tested against it), but written as nested lerps ``a + w * (b - a)`` so that a grid
-    whose cells are all equal returns that value exactly (an identity grid is an exact identity).
+    coords = (x, y, z) (tested against it), written as nested lerps so that an identity grid is an exact
+    identity.
 
     Args:
         grid: ``[B, C, D, Gh, Gw]``.
@@ -72,44 +107,42 @@ def slice_grid(grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     Returns:
         per-pixel coefficients ``[B, C, H, W]``.
     """
-    if grid.ndim != 5:
-        raise ValueError(f"slice_grid: grid must be [B,C,D,Gh,Gw], got {tuple(grid.shape)}")
-    if guide.ndim != 3 or guide.shape[0] != grid.shape[0]:
-        raise ValueError(f"slice_grid: guide must be [B,H,W] with B={grid.shape[0]}, got {tuple(guide.shape)}")
-    b, c, d, gh, gw = grid.shape
+    if guide.ndim != 3:
+        raise ValueError(f"slice_grid: guide must be [B,H,W], got {tuple(guide.shape)}")
+    _check(grid, guide, "slice_grid")
+    _, _, _, gh, gw = grid.shape
     _, h, w = guide.shape
     dt, dev = grid.dtype, grid.device
     # Pixel centres in grid-cell units; (x, y) depend only on the column / row.
-    x0, x1, fx = _axis((torch.arange(w, dtype=dt, device=dev) + 0.5) * (gw / w) - 0.5, gw)  # [W]
-    y0, y1, fy = _axis((torch.arange(h, dtype=dt, device=dev) + 0.5) * (gh / h) - 0.5, gh)  # [H]
-    z0, z1, fz = _axis(guide.to(dt) * d - 0.5, d)  # [B,H,W]
-    flat = grid.reshape(b, c, d * gh * gw)
+    xs = ((torch.arange(w, dtype=dt, device=dev) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
+    ys = ((torch.arange(h, dtype=dt, device=dev) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
+    return _trilinear(grid, xs, ys, guide)
 
-    def corner(z, yy, xx):  # -> [B,C,H,W]
-        idx = (z * gh + yy.view(1, h, 1)) * gw + xx.view(1, 1, w)  # [B,H,W]
-        return torch.gather(flat, 2, idx.reshape(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
 
-    def lerp(a, bb, t):
-        return a + t * (bb - a)
-
-    wx, wy, wz = fx.view(1, 1, 1, w), fy.view(1, 1, h, 1), fz.unsqueeze(1)
-    out = []
-    for z in (z0, z1):
-        top = lerp(corner(z, y0, x0), corner(z, y0, x1), wx)
-        bot = lerp(corner(z, y1, x0), corner(z, y1, x1), wx)
-        out.append(lerp(top, bot, wy))
-    return lerp(out[0], out[1], wz)
+def slice_points(grid: torch.Tensor, guide: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                 height: int, width: int) -> torch.Tensor:
+    """Slicing at a subset of pixels: ``rows``, ``cols`` and ``guide`` are ``[B, N]`` for an image of
+    ``height x width``. Equals ``slice_grid`` read at those pixels; training uses it to compute the loss on
+    a random sample of pixels. Returns ``[B, C, N]``.
+    """
+    if guide.ndim != 2 or rows.shape != guide.shape or cols.shape != guide.shape:
+        raise ValueError("slice_points: guide, rows and cols must all be [B,N]")
+    _check(grid, guide, "slice_points")
+    _, _, _, gh, gw = grid.shape
+    xs = (cols.to(grid.dtype) + 0.5) * (gw / width) - 0.5
+    ys = (rows.to(grid.dtype) + 0.5) * (gh / height) - 0.5
+    return _trilinear(grid, xs, ys, guide)
 
 
 def apply_coeffs(coeffs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-pixel affine colour transform: ``out_c = sum_j A[c, j] * x_j + A[c, 3]``.
 
     Args:
-        coeffs: ``[B, 12, H, W]`` (row-major 3x4).
-        x: ``[B, 3, H, W]``.
+        coeffs: ``[B, 12, *S]`` (row-major 3x4), e.g. ``S = (H, W)`` or ``(N,)``.
+        x: ``[B, 3, *S]``.
     """
-    b, _, h, w = coeffs.shape
-    a = coeffs.view(b, 3, 4, h, w)
+    b, _, *rest = coeffs.shape
+    a = coeffs.view(b, 3, 4, *rest)
     return (a[:, :, :3] * x.unsqueeze(1)).sum(2) + a[:, :, 3]
 
 

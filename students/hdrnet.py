@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from students.grid import N_COEFFS, apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid
+from students.grid import N_COEFFS, apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid, slice_points
 
 # Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1]. HDR inputs
 # arrive normalised to a maximum of 1 (distill.color.to_space), so this is a 20-stop window below the peak.
@@ -46,6 +46,13 @@ def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
         return x
     # log2 radiance over a fixed window; fixed so that the fused path can do the same per pixel.
     return ((torch.log2(x.clamp(min=0) + 2.0**-LOG_MIN) + LOG_MIN) / (LOG_MIN + LOG_MAX)).clamp(0, 1)
+
+
+def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``x [B,C,H,W]`` at pixels ``(rows, cols) [B,N]`` -> ``[B,C,N]``."""
+    b, c, h, w = x.shape
+    idx = (rows * w + cols).unsqueeze(1).expand(b, c, rows.shape[1])
+    return torch.gather(x.reshape(b, c, h * w), 2, idx)
 
 
 def _conv(cin, cout, stride=1, k=3, act=True):
@@ -114,6 +121,19 @@ class HDRNet(nn.Module):
         grid = self.coefficients(lowres_copy(xe, self.cfg.lowres))
         coeffs = slice_grid(grid, self.guide(xe))  # [B,12,H,W]
         return apply_coeffs(coeffs, xe)
+
+    def forward_points(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The output of ``forward`` at pixels ``(rows, cols)`` (each ``[B, N]``) only: ``[B, 3, N]``.
+
+        The low-res path still sees the whole image; only the per-pixel half is sampled. Training uses it to
+        put its compute into more crops instead of more pixels of the same crop.
+        """
+        xe = encode_input(x, self.cfg.input_encoding)
+        grid = self.coefficients(lowres_copy(xe, self.cfg.lowres))
+        b, _, h, w = x.shape
+        xp = gather_pixels(xe, rows, cols)  # [B,3,N]
+        guide = self.guide(xp.unsqueeze(2)).squeeze(1)  # [B,N]
+        return apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp)
 
     def guide_params(self) -> dict[str, torch.Tensor]:
         """Guide parameters, detached (the fused path consumes them)."""

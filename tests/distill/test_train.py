@@ -16,7 +16,7 @@ TINY = [
     "data.train.names=[astronaut,chelsea]", "data.val.names=[coffee]", "data.val_max_side=96",
     "data.pairs.crop_size=64", "data.pairs.crops_per_image=4",
     "train.batch_size=2", "train.num_workers=0", "train.val_every=3", "train.ckpt_every=3",
-    "train.progress=false", "train.log_every=2", "device=cpu",
+    "train.progress=false", "train.log_every=2", "device=cpu", "data.pairs.cache_dir=null",
 ]
 
 

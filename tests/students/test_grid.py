@@ -110,3 +110,19 @@ def test_slice_matches_grid_sample_reference():
     coords = torch.stack([xs, ys, guide * 2 - 1], -1).unsqueeze(1)
     ref = F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
     assert torch.allclose(slice_grid(grid, guide), ref, atol=1e-12)
+
+
+def test_slice_points_equals_slice_grid_at_those_pixels():
+    from students.grid import slice_points
+
+    torch.manual_seed(2)
+    grid = torch.randn(2, 12, 8, 4, 6, dtype=torch.float64)
+    h, w = 19, 23
+    guide = torch.rand(2, h, w, dtype=torch.float64)
+    full = slice_grid(grid, guide)
+    rows = torch.randint(0, h, (2, 50))
+    cols = torch.randint(0, w, (2, 50))
+    g = torch.gather(guide.view(2, -1), 1, rows * w + cols)
+    pts = slice_points(grid, g, rows, cols, h, w)
+    ref = torch.stack([full[b][:, rows[b], cols[b]] for b in range(2)])
+    assert torch.allclose(pts, ref, atol=1e-12)

@@ -61,3 +61,18 @@ def test_student_learns_a_global_gamma_curve():
         mse = F.mse_loss(m(x).clamp(0, 1), teacher(x)).item()
     psnr = 10 * math.log10(1 / mse)
     assert psnr > 38, f"PSNR {psnr:.1f} dB"
+
+
+def test_forward_points_equals_forward_at_those_pixels():
+    torch.manual_seed(3)
+    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log")
+    with torch.no_grad():
+        m.to_grid.bias.normal_()  # a non-identity grid
+        m.slopes.add_(0.1 * torch.randn_like(m.slopes))
+    x = torch.rand(2, 3, 37, 45)
+    rows, cols = torch.randint(0, 37, (2, 30)), torch.randint(0, 45, (2, 30))
+    with torch.no_grad():
+        full = m(x)
+        pts = m.forward_points(x, rows, cols)
+    ref = torch.stack([full[b][:, rows[b], cols[b]] for b in range(2)])
+    assert torch.allclose(pts, ref, atol=1e-6)
