@@ -138,6 +138,17 @@ class DistContext:
         """Wrap a global batch sampler so that this rank iterates over its share of each batch."""
         return RankBatchSampler(batch_sampler, self.rank, self.world) if self.active else batch_sampler
 
+    def local_share(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a tensor drawn for the whole global batch (dim 0 = global batch), e.g. the
+        random pixels of a pixel-sampled loss: drawing for the global batch and slicing keeps N ranks equal
+        to one process."""
+        if not self.active:
+            return t
+        if t.shape[0] % self.world:
+            raise ValueError(f"local_share: dim 0 ({t.shape[0]}) is not divisible by the {self.world} ranks")
+        k = t.shape[0] // self.world
+        return t[self.rank * k:(self.rank + 1) * k]
+
     def wrap(self, student: nn.Module):
         """The student for training: DDP-backed (``DDPStudent``) in a group, else the student itself."""
         if not self.active:

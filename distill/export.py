@@ -386,9 +386,10 @@ def run(cfg) -> dict[str, Any]:
             result["max_abs_diff"][fmt] = diffs
             worst = max(diffs.values())
             print(f"{fmt}: {path}  max |exported - torch| = {worst:.2e} over sizes {', '.join(diffs)}")
-            if not worst < float(cfg.tolerance):
+            tol = float(cfg.get("tolerance") or TOLERANCE)
+            if not worst < tol:
                 raise ExportError(f"{path}: exported model differs from the torch student by {worst:.2e} "
-                                  f"(tolerance {cfg.tolerance}); sizes {diffs}")
+                                  f"(tolerance {tol}); sizes {diffs}")
         else:
             print(f"{fmt}: {path}")
     return result

@@ -21,8 +21,11 @@ from distill.pairs import StepBatchSampler
 # differ only in float summation order (~1e-9 measured after 3 steps, weights ~0.1-1), and SGD passes that on
 # as it is. (With Adam, a parameter whose gradient is ~0 moves by ~lr in the direction of the rounding noise's
 # sign, so the runs drift apart by up to ~1e-4 after a few steps at lr 1e-3: the same step, amplified noise.)
-GLOBAL = ["train.batch_size=4", "train.validate_teacher=false", "train.val_every=100", "train.ckpt_every=100", "~data.val",
-          "train.optimizer._target_=torch.optim.SGD", "train.optimizer.lr=0.1"]
+# Whole-crop loss (pixels_per_crop=null): the pixel-sampled loss draws its random pixels per rank batch, so
+# it matches one process only once they are drawn for the global batch and sliced (DistContext.local_share).
+GLOBAL = ["train.batch_size=4", "train.validate_teacher=false", "++train.pixels_per_crop=null", "~data.val",
+          "train.val_every=100", "train.ckpt_every=100", "train.optimizer._target_=torch.optim.SGD",
+          "train.optimizer.lr=0.1"]
 ATOL = 1e-6
 
 
@@ -68,6 +71,10 @@ def test_single_process_context_is_a_no_op():
     assert ctx.is_main and not ctx.active
     assert ctx.shard(sampler) is sampler and ctx.wrap(module) is module and ctx.broadcast("x") == "x"
     assert ctx.mean(torch.tensor(0.25)) == 0.25
+    t = torch.arange(8)
+    assert ctx.local_share(t) is t
+    shares = [DistContext(rank=r, world=4).local_share(t).tolist() for r in range(4)]
+    assert shares == [[0, 1], [2, 3], [4, 5], [6, 7]]
 
 
 def test_two_gloo_processes_match_one_process_and_only_rank0_writes(tmp_path):
