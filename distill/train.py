@@ -188,7 +188,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # Loss on a random sample of pixels per crop (an unbiased estimate of the full-image loss).
             g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
             b, _, h, w = x.shape
-            flat = torch.randint(0, h * w, (b, npix), generator=g).to(device)
+            # drawn for the global batch, this rank's rows taken: N ranks x b == 1 process x N*b
+            flat = ctx.local_share(torch.randint(0, h * w, (b * ctx.world, npix), generator=g)).to(device)
             rows, cols = flat // w, flat % w
             loss = loss_fn(student.forward_points(x, rows, cols), gather_pixels(y, rows, cols))
         else:
