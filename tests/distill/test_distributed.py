@@ -21,9 +21,8 @@ from distill.pairs import StepBatchSampler
 # differ only in float summation order (~1e-9 measured after 3 steps, weights ~0.1-1), and SGD passes that on
 # as it is. (With Adam, a parameter whose gradient is ~0 moves by ~lr in the direction of the rounding noise's
 # sign, so the runs drift apart by up to ~1e-4 after a few steps at lr 1e-3: the same step, amplified noise.)
-# Whole-crop loss (pixels_per_crop=null): the pixel-sampled loss draws its random pixels per rank batch, so
-# it matches one process only once they are drawn for the global batch and sliced (DistContext.local_share).
-GLOBAL = ["train.batch_size=4", "train.validate_teacher=false", "++train.pixels_per_crop=null", "~data.val",
+# The loss is the default pixel-sampled one: its random pixels are drawn for the global batch, then sliced.
+GLOBAL = ["train.batch_size=4", "train.validate_teacher=false", "~data.val",
           "train.val_every=100", "train.ckpt_every=100", "train.optimizer._target_=torch.optim.SGD",
           "train.optimizer.lr=0.1"]
 ATOL = 1e-6
