@@ -8,6 +8,7 @@ Sections:
          1080p and 12 MP: end to end (read + student + write, I/O overlapped in background threads) in
          images/s and MP/s, and the student alone (FastStudent: C++ low-res copy, network, fused pass).
          The model is the paper-sized HDRNet with perturbed weights (a trained one costs the same).
+  onnx   (opt-in) the exported ONNX student in onnxruntime vs the torch path at 1080p and 12 MP, float32.
   pairs  training pairs/s from the local Laplacian teacher (conf/teacher/local_laplacian.yaml, 256x256
          crops of the embedded photos, as conf/data/embedded.yaml) through the training DataLoader with
          0 (in process, --threads threads), 1 and 2 workers (1 thread each); the first 2 batches (worker
@@ -91,6 +92,38 @@ def bench_apply(threads: int, counts: dict[str, int]) -> list[dict]:
     return rows
 
 
+# -- onnx -----------------------------------------------------------------------------------------------------
+def bench_onnx(threads: int, reps: int = 3) -> list[dict]:
+    """The exported ONNX student under onnxruntime (CPU) vs HDRNet.forward, float32 [1,3,H,W]."""
+    import onnxruntime as ort
+
+    from distill.export import export_onnx
+
+    model = perturbed_model()
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        path = export_onnx(model, Path(d) / "student.onnx")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        for size, (h, w) in SIZES.items():
+            x = (photo(h, w).astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()
+            ts = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+                ts.append(time.perf_counter() - t0)
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                ref = model(torch.from_numpy(x)).numpy()
+                t_torch = time.perf_counter() - t0
+            rows.append({"size": size, "onnxruntime_ms_min": round(1e3 * min(ts)), "torch_ms": round(1e3 * t_torch),
+                         "max_abs_diff": float(np.abs(y - ref).max())})
+            print(f"onnx {size:>5}: onnxruntime {rows[-1]['onnxruntime_ms_min']} ms (min of {reps}), torch path "
+                  f"{rows[-1]['torch_ms']} ms, max |onnx - torch| {rows[-1]['max_abs_diff']:.1e}", flush=True)
+    return rows
+
+
 # -- pairs ----------------------------------------------------------------------------------------------------
 def bench_pairs(workers: list[int], batches: int, warm_batches: int, batch_size: int = 4) -> list[dict]:
     from hydra import compose, initialize_config_dir
@@ -157,7 +190,8 @@ def bench_train(layouts: list[str], steps: int) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2, help="torch / OpenMP / OpenCV threads for apply (default 2)")
-    ap.add_argument("--sections", nargs="+", default=["apply", "pairs", "train"], choices=["apply", "pairs", "train"])
+    ap.add_argument("--sections", nargs="+", default=["apply", "pairs", "train"],
+                    choices=["apply", "onnx", "pairs", "train"], help="onnx (slow: seconds per image) is opt-in")
     ap.add_argument("--images", type=int, nargs=2, default=[8, 3], metavar=("N_1080P", "N_12MP"))
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--batches", type=int, default=10, help="timed batches of 4 pairs per worker count")
@@ -173,6 +207,8 @@ def main(argv=None) -> int:
     out: dict = {"threads": a.threads, "cores": os.cpu_count()}
     if "apply" in a.sections:
         out["apply"] = bench_apply(a.threads, {"1080p": a.images[0], "12MP": a.images[1]})
+    if "onnx" in a.sections:
+        out["onnx"] = bench_onnx(a.threads)
     if "pairs" in a.sections:
         out["pairs"] = bench_pairs(a.workers, a.batches, warm_batches=2)
     if "train" in a.sections:
