@@ -220,7 +220,8 @@ class ApplyResult:
                 "student_images_per_s": n / st, "student_mp_per_s": self.megapixels / st}
 
     def summary(self) -> dict[str, Any]:
-        return {"written": len(self.written), "failed": len(self.failed), "skipped_existing": len(self.skipped_existing),
+        return {"written": len(self.written), "failed": len(self.failed),
+                "skipped_existing": len(self.skipped_existing),
                 "failures": [{"file": f, "error": e} for f, e in self.failed], "megapixels": round(self.megapixels, 3),
                 "wall_s": round(self.wall_s, 3), "student_s": round(self.student_s, 3), "engine": self.engine,
                 **{k: round(v, 3) for k, v in self.throughput().items()}}
