@@ -5,7 +5,8 @@ input: warm-up, then the median (and min) of repeated runs. Teachers run through
 (``apply_np``) where they have one, so that no torch<->numpy conversion is charged to them; the student runs
 through its torch path and its fused path (``students.fused.FastStudent``). Peak memory is measured in a
 fresh subprocess per (method, size) as the growth of max RSS (``resource.getrusage``) over the process's
-RSS just before the call, with the input already in memory: i.e. the memory the method itself needs.
+RSS just before the call, with the input already in memory: i.e. the memory the method itself needs,
+its output included.
 """
 from __future__ import annotations
 
@@ -94,7 +95,9 @@ def load_student(checkpoint: str | None, encoding: str):
     return HDRNet(input_encoding=encoding).eval()
 
 
-def student_callables(model, img: np.ndarray) -> dict[str, Callable[[], Any]]:
+def student_callables(model, img: np.ndarray, reuse_output: bool = True) -> dict[str, Callable[[], Any]]:
+    """Torch path and fused path on ``img``. ``reuse_output``: the fused path writes into one preallocated
+    buffer, as a video pipeline would (timing); off for memory measurement, so the output is counted."""
     out: dict[str, Callable[[], Any]] = {}
     x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
 
@@ -107,7 +110,7 @@ def student_callables(model, img: np.ndarray) -> dict[str, Callable[[], Any]]:
         from students.fused import FastStudent
 
         fast = FastStudent(model)
-        buf = np.empty_like(img)
+        buf = np.empty_like(img) if reuse_output else None
         out[f"student ({fast.engine})"] = lambda: fast(img, out=buf)
     except Exception as e:  # reported, not hidden: the table will lack the fused row
         log.warning("fused student unavailable: %s", e)
@@ -140,7 +143,7 @@ def _memory_worker(method: str, spec: str, checkpoint: str | None, threads: int)
     if method.startswith("student"):
         model = load_student(checkpoint or None, "none")
         img = test_image(h, w, "srgb")
-        fn = student_callables(model, img)[method]
+        fn = student_callables(model, img, reuse_output=False)[method]
     else:
         teacher = load_teacher(method)
         img = test_image(h, w, teacher.input_space)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from distill.color import to_space
+from distill.color import luminance, to_space
 from distill.protocols import identity_key, teacher_identity
 
 
@@ -31,14 +31,19 @@ class Augment:
     rot90: int
     flip: bool
     gain: float  # exposure multiplier applied to linear values
+    saturation: float = 1.0  # chroma scale around luminance (linear)
+    tint: tuple = (1.0, 1.0, 1.0)  # per-channel gains (a white-balance shift)
 
     def key(self) -> str:
-        return f"{self.y0}_{self.x0}_{self.side}_{self.rot90}_{int(self.flip)}_{self.gain:.6f}"
+        k = f"{self.y0}_{self.x0}_{self.side}_{self.rot90}_{int(self.flip)}_{self.gain:.6f}"
+        if self.saturation != 1.0 or self.tint != (1.0, 1.0, 1.0):
+            k += f"_{self.saturation:.4f}_" + "_".join(f"{t:.4f}" for t in self.tint)
+        return k
 
 
 def draw_augment(h: int, w: int, rng: np.random.Generator, scale_range=(0.5, 1.0), flips=True,
-                 exposure_stops=0.0) -> Augment:
-    """A random square crop covering a fraction of the short side, plus rot90/flip and exposure jitter."""
+                 exposure_stops=0.0, saturation_range=(1.0, 1.0), tint_stops=0.0) -> Augment:
+    """A random square crop covering a fraction of the short side, plus rot90/flip, exposure and colour jitter."""
     short = min(h, w)
     lo, hi = scale_range
     side = int(round(short * rng.uniform(lo, hi)))
@@ -48,7 +53,10 @@ def draw_augment(h: int, w: int, rng: np.random.Generator, scale_range=(0.5, 1.0
     rot = int(rng.integers(0, 4)) if flips else 0
     flip = bool(rng.integers(0, 2)) if flips else False
     gain = float(2.0 ** rng.uniform(-exposure_stops, exposure_stops)) if exposure_stops > 0 else 1.0
-    return Augment(y0, x0, side, rot, flip, gain)
+    lo_s, hi_s = saturation_range
+    sat = float(rng.uniform(lo_s, hi_s)) if hi_s > lo_s else float(lo_s)
+    tint = tuple(float(2.0 ** t) for t in rng.uniform(-tint_stops, tint_stops, 3)) if tint_stops > 0 else (1.0, 1.0, 1.0)
+    return Augment(y0, x0, side, rot, flip, gain, sat, tint)
 
 
 def apply_augment(linear: np.ndarray, aug: Augment, size: int) -> np.ndarray:
@@ -60,7 +68,13 @@ def apply_augment(linear: np.ndarray, aug: Augment, size: int) -> np.ndarray:
     crop = np.rot90(crop, aug.rot90)
     if aug.flip:
         crop = crop[:, ::-1]
-    return np.ascontiguousarray(crop * np.float32(aug.gain), dtype=np.float32)
+    crop = crop * np.float32(aug.gain)
+    if aug.saturation != 1.0:
+        lum = luminance(crop)[..., None]
+        crop = np.maximum(lum + np.float32(aug.saturation) * (crop - lum), 0)
+    if aug.tint != (1.0, 1.0, 1.0):
+        crop = crop * np.asarray(aug.tint, np.float32)
+    return np.ascontiguousarray(crop, dtype=np.float32)
 
 
 def run_teacher(teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,17 +139,21 @@ class PairDataset(Dataset):
             keep the low-res network's view close to the whole-image view it gets at inference.
         flips: random rot90 + horizontal flip.
         exposure_stops: exposure jitter, +-stops, applied to linear values before the teacher.
+        saturation_range: chroma scale drawn from this range (colour variety from few photos).
+        tint_stops: per-channel gain jitter, +-stops (white-balance variety).
         cache_dir: optional on-disk cache of teacher outputs.
         seed: seeds the augmentation pool.
     """
 
     def __init__(self, source, teacher, crop_size=384, crops_per_image=16, scale_range=(0.5, 1.0),
-                 flips=True, exposure_stops=0.0, cache_dir=None, seed=0):
+                 flips=True, exposure_stops=0.0, saturation_range=(1.0, 1.0), tint_stops=0.0, cache_dir=None,
+                 seed=0):
         if len(source) == 0:
             raise ValueError("PairDataset: the training source holds no images")
         self.source, self.teacher = source, teacher
         self.crop_size, self.crops_per_image = int(crop_size), int(crops_per_image)
         self.scale_range, self.flips, self.exposure_stops = tuple(scale_range), flips, float(exposure_stops)
+        self.saturation_range, self.tint_stops = tuple(saturation_range), float(tint_stops)
         self.seed = int(seed)
         self.teacher_key = identity_key(teacher_identity(teacher))
         self.cache = PairCache(cache_dir, self.teacher_key) if cache_dir else None
@@ -155,7 +173,8 @@ class PairDataset(Dataset):
         img_idx, k = divmod(idx, self.crops_per_image)
         linear, _ = self._image(img_idx)
         rng = np.random.default_rng([self.seed, img_idx, k])
-        return draw_augment(*linear.shape[:2], rng, self.scale_range, self.flips, self.exposure_stops)
+        return draw_augment(*linear.shape[:2], rng, self.scale_range, self.flips, self.exposure_stops,
+                            self.saturation_range, self.tint_stops)
 
     def __getitem__(self, idx: int):
         img_idx = idx // self.crops_per_image

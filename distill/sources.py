@@ -205,14 +205,23 @@ _EMBEDDED: dict[str, Callable[[], np.ndarray]] = {
     "grace_hopper": _grace_hopper,                               # 600x512, from matplotlib
 }
 EMBEDDED_NAMES: tuple[str, ...] = tuple(_EMBEDDED)
+
+# Grey natural images and textures from scikit-image: more detail and texture for luminance operators to
+# learn from (a student trained on 7 photos generalises poorly). Opt-in with ``include_grey=True``.
+_EMBEDDED_GREY: dict[str, Callable[[], np.ndarray]] = {
+    n: _skimage(n) for n in ("camera", "coins", "moon", "grass", "gravel", "brick", "text", "page")
+}
+EMBEDDED_GREY_NAMES: tuple[str, ...] = tuple(_EMBEDDED_GREY)
+_ALL_EMBEDDED = {**_EMBEDDED, **_EMBEDDED_GREY}
 HELDOUT_NAMES: tuple[str, ...] = ("coffee", "rocket")  # fixed held-out set: warm indoor close-up + outdoor sky
 
 
 def _check_names(names: Iterable[str], what: str) -> list[str]:
     names = list(names)
-    unknown = [n for n in names if n not in _EMBEDDED]
+    unknown = [n for n in names if n not in _ALL_EMBEDDED]
     if unknown:
-        raise ValueError(f"EmbeddedSource: unknown {what} {unknown}; known: {', '.join(EMBEDDED_NAMES)}")
+        raise ValueError(f"EmbeddedSource: unknown {what} {unknown}; known: "
+                         f"{', '.join(EMBEDDED_NAMES + EMBEDDED_GREY_NAMES)}")
     return names
 
 
@@ -221,8 +230,9 @@ class EmbeddedSource(Sequence):
     to linear float32. Deterministic order (``EMBEDDED_NAMES`` order, or ``names`` as given).
 
     Args:
-        names: which images (default: all of ``EMBEDDED_NAMES``).
+        names: which images (default: all of ``EMBEDDED_NAMES``, plus ``EMBEDDED_GREY_NAMES`` if asked).
         exclude: names to leave out, e.g. the held-out set ``HELDOUT_NAMES``.
+        include_grey: with ``names=None``, also the grey images (as 3 equal channels).
 
     Example:
         >>> train = EmbeddedSource(exclude=HELDOUT_NAMES); val = EmbeddedSource(names=HELDOUT_NAMES)
@@ -230,8 +240,10 @@ class EmbeddedSource(Sequence):
         True
     """
 
-    def __init__(self, names: Iterable[str] | None = None, exclude: Iterable[str] | None = None):
-        chosen = _check_names(EMBEDDED_NAMES if names is None else names, "image name(s)")
+    def __init__(self, names: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+                 include_grey: bool = False):
+        default = EMBEDDED_NAMES + (EMBEDDED_GREY_NAMES if include_grey else ())
+        chosen = _check_names(default if names is None else names, "image name(s)")
         dropped = set(_check_names(exclude or (), "name(s) in exclude"))
         self.names = [n for n in dict.fromkeys(chosen) if n not in dropped]
         if not self.names:
@@ -242,9 +254,12 @@ class EmbeddedSource(Sequence):
 
     def __getitem__(self, i: int) -> SourceImage:
         name = self.names[i]
-        srgb8 = _EMBEDDED[name]()  # [H,W,3] uint8
+        srgb8 = _ALL_EMBEDDED[name]()  # [H,W,3] or [H,W] uint8
+        channels = 1 if srgb8.ndim == 2 else 3
+        if srgb8.ndim == 2:
+            srgb8 = np.repeat(srgb8[:, :, None], 3, axis=2)
         meta = {"path": f"embedded:{name}", "format": "embedded", "bit_depth": 8, "color_space": "srgb",
-                "hdr": False, "orig_channels": 3, "shape": srgb8.shape[:2]}
+                "hdr": False, "orig_channels": channels, "shape": srgb8.shape[:2]}
         return SourceImage(name, stored_to_linear(np.ascontiguousarray(srgb8), "srgb"), meta)
 
 

@@ -111,6 +111,15 @@ def write_history(rows: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def lr_factor(step: int, steps: int, schedule: str | None, floor: float = 0.1) -> float:
+    """Learning-rate multiplier at ``step``: a pure function of the step, so resuming needs no scheduler state."""
+    if not schedule or schedule == "none":
+        return 1.0
+    if schedule == "cosine":
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(steps, 1)))
+    raise ValueError(f"train.lr_schedule='{schedule}' is not one of none, cosine")
+
+
 def _resume_path(resume, out_dir: Path) -> Path | None:
     if resume in (False, None, "false", ""):
         return None
@@ -176,6 +185,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         })
 
     npix = int(tc.get("pixels_per_crop") or 0)
+    base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+    for g, lr in zip(optimizer.param_groups, base_lrs):
+        g["initial_lr"] = lr  # kept in the optimizer state, so a resumed run knows the base rate
     t0 = time.perf_counter()
     step = start_step
     student.train()
@@ -184,6 +196,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     last_t, last_step = time.perf_counter(), start_step
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        for group, lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = lr * lr_factor(step, steps, tc.get("lr_schedule"))
         if npix:
             # Loss on a random sample of pixels per crop (an unbiased estimate of the full-image loss).
             g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
