@@ -41,10 +41,24 @@ def test_train_writes_checkpoint_history_and_summary(tmp_path):
     assert ck["config"]["student"]["_target_"] == "students.hdrnet.HDRNet"
 
 
-def test_resume_gives_identical_weights(tmp_path):
+def test_resume_gives_identical_weights(tmp_path, monkeypatch):
+    """A run interrupted right after its step-3 checkpoint, then resumed, ends bit-identical to an
+    uninterrupted run (same data order, same pixel samples, same LR schedule, Adam state restored)."""
+    import distill.train as train_mod
+
     a, b = tmp_path / "a", tmp_path / "b"
     train(_cfg(a, "train.steps=6"))
-    train(_cfg(b, "train.steps=3"))
+    real_save = train_mod.save_checkpoint
+
+    def save_then_die(path, payload):
+        real_save(path, payload)
+        raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(b, "train.steps=6"))
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    assert load_checkpoint(b / "checkpoints" / "last.pt")["step"] == 3
     train(_cfg(b, "train.steps=6", "train.resume=true"))
     wa = load_checkpoint(a / "checkpoints" / "last.pt")["state_dict"]
     wb = load_checkpoint(b / "checkpoints" / "last.pt")["state_dict"]

@@ -1,0 +1,84 @@
+"""distill/pairs.py: augmentation pool, teacher in the loop, cache, batch order."""
+import numpy as np
+import pytest
+import torch
+
+from distill.pairs import Augment, PairDataset, StepBatchSampler, apply_augment, draw_augment
+from distill.sources import SourceImage
+from distill.train import lr_factor
+from teachers.curves import GammaCurve
+
+
+def _source(n=2, h=40, w=50):
+    rng = np.random.default_rng(0)
+    return [SourceImage(f"img{i}", rng.random((h, w, 3), dtype=np.float32), {}) for i in range(n)]
+
+
+def test_apply_augment_identity_and_known_rotation():
+    img = np.random.default_rng(1).random((20, 20, 3), dtype=np.float32)
+    assert np.array_equal(apply_augment(img, Augment(0, 0, 20, 0, False, 1.0), 20), img)
+    rot = apply_augment(img, Augment(0, 0, 20, 1, True, 2.0), 20)
+    assert np.allclose(rot, np.rot90(img, 1)[:, ::-1] * 2)
+
+
+def test_colour_jitter_keeps_luminance_for_saturation():
+    from distill.color import luminance
+
+    img = np.random.default_rng(2).random((16, 16, 3), dtype=np.float32) * 0.5 + 0.25
+    out = apply_augment(img, Augment(0, 0, 16, 0, False, 1.0, saturation=0.5), 16)
+    assert np.allclose(luminance(out), luminance(img), atol=1e-6)
+    assert np.abs(out - luminance(out)[..., None]).mean() < np.abs(img - luminance(img)[..., None]).mean()
+
+
+def test_augment_pool_is_seeded():
+    a = draw_augment(100, 120, np.random.default_rng([0, 1, 2]), (0.4, 1.0), True, 1.0, (0.6, 1.4), 0.25)
+    b = draw_augment(100, 120, np.random.default_rng([0, 1, 2]), (0.4, 1.0), True, 1.0, (0.6, 1.4), 0.25)
+    assert a == b and a.key() == b.key()
+    assert 40 <= a.side <= 100 and a.y0 + a.side <= 100 and a.x0 + a.side <= 120
+
+
+def test_pairs_are_teacher_outputs_and_cache_round_trips(tmp_path):
+    t = GammaCurve(0.5)
+    ds = PairDataset(_source(), t, crop_size=32, crops_per_image=3, cache_dir=tmp_path)
+    x, y = ds[4]
+    assert x.shape == (3, 32, 32) and torch.allclose(y, t(x[None])[0])
+    x2, y2 = PairDataset(_source(), t, crop_size=32, crops_per_image=3, cache_dir=tmp_path)[4]
+    assert torch.allclose(x2, x, atol=1e-3) and torch.allclose(y2, y, atol=1e-3)  # float16 store
+    assert len(list(tmp_path.rglob("*.npz"))) == 1 and not list(tmp_path.rglob("*.tmp"))
+    # another teacher (other parameters) never reads this teacher's cache
+    ds3 = PairDataset(_source(), GammaCurve(0.8), crop_size=32, crops_per_image=3, cache_dir=tmp_path)
+    ds3[4]
+    assert ds3.cache_hits == 0 and len(list(tmp_path.rglob("*.npz"))) == 2
+
+
+def test_bad_teacher_output_is_refused():
+    class NaNTeacher(GammaCurve):
+        def __call__(self, images):
+            return images * float("nan")
+
+    with pytest.raises(ValueError, match="NaN"):
+        PairDataset(_source(), NaNTeacher(), crop_size=16, crops_per_image=1)[0]
+
+
+def test_make_pair_is_used_when_present():
+    class Paired(GammaCurve):
+        def make_pair(self, images):
+            return images * 0.5, images
+
+    x, y = PairDataset(_source(), Paired(), crop_size=16, crops_per_image=1)[1]
+    assert torch.allclose(x * 2, y)
+
+
+def test_step_batches_are_a_function_of_the_step():
+    s1 = StepBatchSampler(10, 4, seed=3, start_step=0, total_steps=6)
+    s2 = StepBatchSampler(10, 4, seed=3, start_step=4, total_steps=6)
+    assert list(s1)[4:] == list(s2) and len(s2) == 2
+
+
+def test_cosine_lr_schedule_endpoints():
+    assert lr_factor(0, 100, "cosine") == 1.0
+    assert lr_factor(100, 100, "cosine") == pytest.approx(0.1)
+    assert lr_factor(50, 100, "cosine") == pytest.approx(0.55)
+    assert lr_factor(7, 100, "none") == 1.0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        lr_factor(0, 10, "step")
