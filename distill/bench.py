@@ -242,7 +242,11 @@ def run(cfg) -> dict:
         methods = dict(student_callables(model, img))
         if not cfg.get("torch_student_max_mp") or h * w / 1e6 > float(cfg.torch_student_max_mp):
             methods.pop("student (torch)", None)
+        limits = cfg.get("teacher_max_mp") or {}
         for name, t in teachers.items():
+            if name in limits and h * w / 1e6 > float(limits[name]):
+                print(f"  {lab:>8} {name:<28} skipped (teacher_max_mp.{name}={limits[name]})", flush=True)
+                continue
             timg = img if t.input_space == "srgb" else test_image(h, w, t.input_space)
             methods[name] = teacher_callable(t, timg)
         for m, fn in methods.items():

@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    if command == "train":
+        # DataLoader workers run teachers beside torch's threads; spinning OpenMP waits then cost 10-100x.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.argv = [f"hdr-distill {command}"] + argv[1:]
     _run(command)
 

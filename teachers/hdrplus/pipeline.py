@@ -127,6 +127,11 @@ class HdrPlus:
         merged = self.merge_burst(burst)
         return finish(merged, burst.cfa_pattern, burst.wb_gains, burst.rgb_from_cam(), self.finish_params)
 
+    def bench_callable(self, linear_rgb: np.ndarray):
+        """For ``hdr-distill bench``: synthesise the burst once, time align + merge + finish only."""
+        burst = self.synthesize(linear_rgb)
+        return lambda: self.process_burst(burst)
+
     @staticmethod
     def reference_linear(burst: Burst) -> np.ndarray:
         """The reference frame developed linearly (no merge, no tone curve): linear sRGB [H, W, 3] in [0, 1]."""
