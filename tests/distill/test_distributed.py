@@ -22,9 +22,10 @@ from distill.pairs import StepBatchSampler
 # as it is. (With Adam, a parameter whose gradient is ~0 moves by ~lr in the direction of the rounding noise's
 # sign, so the runs drift apart by up to ~1e-4 after a few steps at lr 1e-3: the same step, amplified noise.)
 # The loss is the default pixel-sampled one: its random pixels are drawn for the global batch, then sliced.
+# Constant LR: the group run is resumed with a larger train.steps, which would change a cosine schedule.
 GLOBAL = ["train.batch_size=4", "train.validate_teacher=false", "~data.val",
           "train.val_every=100", "train.ckpt_every=100", "train.optimizer._target_=torch.optim.SGD",
-          "train.optimizer.lr=0.1"]
+          "train.optimizer.lr=0.1", "train.lr_schedule=none"]
 ATOL = 1e-6
 
 
