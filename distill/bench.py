@@ -25,6 +25,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from distill.atomic import atomic_savefig, atomic_write_json, atomic_write_text
+
 log = logging.getLogger(__name__)
 CONF_TEACHERS = Path(__file__).resolve().parent.parent / "conf" / "teacher"
 NAMED_SIZES = {"1080p": (1080, 1920), "12MP": (3000, 4000)}
@@ -195,10 +197,8 @@ def plot(results: list[dict], path: Path) -> None:
     ax.grid(which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def table(results: list[dict], memory: dict) -> str:
@@ -265,12 +265,10 @@ def run(cfg) -> dict:
     report = {"machine": machine_info(threads), "results": results, "memory": memory,
               "memory_method": "max RSS growth of one call in a fresh subprocess, input already allocated",
               "checkpoint": checkpoint}
-    tmp = out_dir / "bench.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out_dir / "bench.json")
+    atomic_write_json(out_dir / "bench.json", report)
     plot(results, out_dir / "bench.png")
     txt = table(results, memory)
-    (out_dir / "bench.txt").write_text(txt + "\n")
+    atomic_write_text(out_dir / "bench.txt", txt + "\n")
     print(f"\n{txt}\n\nthreads={threads}; wrote {out_dir / 'bench.json'} and {out_dir / 'bench.png'}")
     return report
 

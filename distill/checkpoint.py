@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from distill.atomic import atomic_write
 
 FORMAT = "hdr-distill-checkpoint/1"
 
@@ -21,20 +22,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
     An interrupted write leaves the previous checkpoint intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **payload}, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

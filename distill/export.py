@@ -37,7 +37,6 @@ import copy
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
 from students.hdrnet import LOG_MAX, LOG_MIN, HDRNet
 
@@ -180,26 +180,6 @@ class ExportableStudent(nn.Module):
 
 
 # -- files ------------------------------------------------------------------------------------------------
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a hidden temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the mode a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _metadata_strings(metadata: dict[str, Any]) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()}
 
@@ -248,7 +228,7 @@ def export_onnx(model: HDRNet, path: str | os.PathLike, metadata: dict[str, Any]
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.checker.check_model(proto)
-    return _atomic_bytes(Path(path), proto.SerializeToString())
+    return atomic_write_bytes(Path(path), proto.SerializeToString())
 
 
 def export_torchscript(model: HDRNet, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
@@ -261,7 +241,7 @@ def export_torchscript(model: HDRNet, path: str | os.PathLike, metadata: dict[st
         buf = io.BytesIO()
         extra = {"metadata.json": json.dumps({"format": FORMAT, **(metadata or {})}, sort_keys=True)}
         torch.jit.save(scripted, buf, _extra_files=extra)
-    return _atomic_bytes(Path(path), buf.getvalue())
+    return atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -25,13 +25,13 @@ import os
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 import io as _io  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from distill.atomic import atomic_write  # noqa: E402
 from distill.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 
 MIN_SIZE = 16  # smallest accepted side in pixels: smaller images cannot make a training crop or a grid cell
@@ -43,8 +43,6 @@ RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".rw
 IMAGE_EXTENSIONS = DISPLAY_EXTENSIONS | HDR_EXTENSIONS | RAW_EXTENSIONS
 
 _MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: files we create atomically get the same mode as a plain open() would give
 
 
 class ImageError(ValueError):
@@ -475,14 +473,13 @@ def _tiff_bytes(arr: np.ndarray, path: Path) -> bytes:
     return bio.getvalue()
 
 
-def _bytes_writer(data: bytes) -> Callable[[int, str], None]:
-    def write(fd: int, tmp: str) -> None:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
+def _bytes_writer(data: bytes) -> Callable[[str], None]:
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
     return write
 
 
-def _exr_writer(img: np.ndarray, path: Path) -> Callable[[int, str], None]:
+def _exr_writer(img: np.ndarray, path: Path) -> Callable[[str], None]:
     OpenEXR = _exr_module()
     if OpenEXR is None:
         if not cv2.haveImageWriter(str(path)):
@@ -490,32 +487,20 @@ def _exr_writer(img: np.ndarray, path: Path) -> Callable[[int, str], None]:
                              "or an OpenCV build with OpenEXR")
         return _bytes_writer(_cv2_encode(".exr", img[:, :, ::-1], [], path))
 
-    def write(fd: int, tmp: str) -> None:
+    def write(tmp: str) -> None:
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
         channels = {c: np.ascontiguousarray(img[:, :, i]) for i, c in enumerate("RGB")}
         OpenEXR.File(header, channels).write(tmp)
     return write
 
 
-def _atomic_write(path: Path, write: Callable[[int, str], None]) -> None:
-    """Write through a temp file in the destination folder, fsync, then rename over the destination: a
-    reader never sees a half-written image, and a failure leaves an existing file untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # hidden name: a folder listing never mistakes a leftover temp file for an image
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    try:
-        try:
-            write(fd, tmp)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temp file beside the destination (distill.atomic): a reader never sees a
+    half-written image, and a failure leaves an existing file untouched."""
+
+    def checked(tmp: str) -> None:
+        write(tmp)
         if os.path.getsize(tmp) == 0:
             raise ImageError(f"{path}: the encoder wrote nothing")
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the mode a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    atomic_write(path, checked)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from distill.atomic import atomic_write
 from distill.color import luminance, to_space
 from distill.protocols import identity_key, teacher_identity
 
@@ -114,17 +114,8 @@ class PairCache:
             return None
 
     def store(self, image_hash: str, aug_key: str, x: np.ndarray, y: np.ndarray) -> None:
-        p = self.path(image_hash, aug_key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, x=x.astype(np.float16), y=y.astype(np.float16))
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path(image_hash, aug_key),
+                     lambda tmp: np.savez(tmp, x=x.astype(np.float16), y=y.astype(np.float16)))
 
 
 class PairDataset(Dataset):

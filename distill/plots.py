@@ -18,6 +18,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from distill.atomic import atomic_savefig
+
 # Perceptually uniform, readable in grey print; dark = no error.
 HEAT_CMAP = "inferno"
 # Longest figure side in inches at DPI: keeps 12 MP inputs to ~1 MP PNGs.
@@ -26,11 +28,8 @@ DPI = 100
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return atomic_savefig(fig, path, dpi=DPI)
 
 
 def _as_rgb(img: Any, name: str) -> np.ndarray:

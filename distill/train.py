@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -20,8 +19,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from distill import dist
+from distill.atomic import atomic_write_json, atomic_write_text
 from distill.checkpoint import check_teacher, load_checkpoint, save_checkpoint
 from distill.pairs import PairDataset, StepBatchSampler, image_pair, worker_init
+from distill.plots import curves_png
 from distill.protocols import teacher_identity
 from students.hdrnet import gather_pixels
 
@@ -77,38 +78,13 @@ def evaluate(student, pairs, device) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def save_curves(rows: list[dict], path: Path) -> None:
-    """Loss and validation PSNR vs step, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-    st = [r["step"] for r in rows if r.get("loss") not in (None, "")]
-    ax[0].semilogy(st, [float(r["loss"]) for r in rows if r.get("loss") not in (None, "")])
-    ax[0].set(xlabel="step", ylabel="training loss", title="Training loss")
-    v = [(r["step"], float(r["val_psnr"])) for r in rows if r.get("val_psnr") not in (None, "")]
-    if v:
-        ax[1].plot(*zip(*v), marker="o")
-    ax[1].set(xlabel="step", ylabel="PSNR (dB)", title="Validation PSNR (held-out images)")
-    for a in ax:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
 def write_history(rows: list[dict], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
+    atomic_write_text(path, buf.getvalue())
 
 
 def lr_factor(step: int, steps: int, schedule: str | None, floor: float = 0.1) -> float:
@@ -236,7 +212,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     final = checkpoint(step)
     write_history(history, out_dir / "history.csv")
-    save_curves(history, out_dir / "curves.png")
+    curves_png([{k: r.get(k, "") for k in HISTORY_FIELDS} for r in history], out_dir / "curves.png")
     val_psnr = evaluate(student, val_pairs, device) if val_pairs else float("nan")
     summary = {
         "teacher": identity, "steps": step, "trained_steps_this_run": step - start_step,
@@ -244,9 +220,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "val_images": [n for n, _, _ in val_pairs], "checkpoint": str(final), "device": str(device),
         "threads": torch.get_num_threads(), "cache_hits": dataset.cache_hits if nw == 0 else None,
     }
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "summary.json")
+    atomic_write_json(out_dir / "summary.json", summary)
     log.info("held-out PSNR %.2f dB after %d steps (%.0f s); checkpoint %s", val_psnr, step, wall, final)
     ctx.close()
     return summary
