@@ -37,8 +37,8 @@ def size_of(spec) -> tuple[int, int]:
     if isinstance(spec, str) and spec in NAMED_SIZES:
         return NAMED_SIZES[spec]
     mp = float(spec)
-    w = int(round((mp * 1e6 * 4 / 3) ** 0.5))
-    return int(round(mp * 1e6 / w)), w
+    w = 2 * round((mp * 1e6 * 4 / 3) ** 0.5 / 2)  # even sides: Bayer-based teachers need them
+    return 2 * round(mp * 1e6 / w / 2), w
 
 
 def size_label(spec) -> str:
