@@ -20,6 +20,7 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 # subcommand -> (primary config name, "module:function", one-line help)
 COMMANDS = {
     "train": ("config", "distill.train:train", "distill a teacher into a student (writes checkpoints, curves)"),
+    "pairs": ("config", "distill.pregen:run", "run the teacher ahead of training into the pair cache (sharded)"),
     "bench": ("bench", "distill.bench:run", "time student vs teachers at 1080p / 12 MP, peak memory, plot"),
     "report": ("report", "distill.report:run", "fidelity report: PSNR, SSIM, CIEDE2000, LPIPS, pictures"),
     "export": ("export", "distill.export:run", "export a student to TorchScript / ONNX"),
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    if command == "train":
+    if command in ("train", "pairs"):
         # DataLoader workers run teachers beside torch's threads; spinning OpenMP waits then cost 10-100x.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.argv = [f"hdr-distill {command}"] + argv[1:]

@@ -167,6 +167,16 @@ class PairDataset(Dataset):
         return draw_augment(*linear.shape[:2], rng, self.scale_range, self.flips, self.exposure_stops,
                             self.saturation_range, self.tint_stops)
 
+    def ensure_cached(self, idx: int) -> bool:
+        """Compute and store pair ``idx`` unless the cache has it; True if it was computed."""
+        if self.cache is None:
+            raise ValueError("PairDataset.ensure_cached needs a cache_dir")
+        _, image_hash = self._image(idx // self.crops_per_image)
+        if self.cache.path(image_hash, self.augment_for(idx).key()).exists():
+            return False
+        self[idx]
+        return True
+
     def __getitem__(self, idx: int):
         img_idx = idx // self.crops_per_image
         linear, image_hash = self._image(img_idx)
