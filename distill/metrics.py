@@ -42,6 +42,7 @@ METRICS: dict[str, tuple[bool, str, str]] = {
     "ciede2000_mean": (False, "dE00", "CIEDE2000 colour difference, mean over pixels"),
     "ciede2000_p95": (False, "dE00", "CIEDE2000 colour difference, 95th percentile over pixels"),
     "lpips": (False, "", "LPIPS v0.1, AlexNet backbone (lower is closer)"),
+    "psnr_input": (True, "dB", "do-nothing baseline: PSNR of the input itself (shown for display) vs the teacher"),
 }
 
 # SSIM's Gaussian window (sigma 1.5, truncate 3.5) is 11 x 11: smaller images have no valid window.

@@ -185,7 +185,9 @@ def evaluate_image(teacher, student_fn, linear: np.ndarray, lpips_metric: M.LPIP
         "ciede2000_p95": float(np.percentile(de, 95)),
         "lpips": lpips_metric(s_disp, t_disp) if lpips_metric is not None else None,
     }
-    arrays = {"input": display_input(_hwc(x), teacher.input_space), "teacher": t_disp, "student": s_disp, "error": err}
+    x_disp = display_input(_hwc(x), teacher.input_space)
+    row["psnr_input"] = M.psnr(x_disp, t_disp) if x_disp.shape == t_disp.shape else None
+    arrays = {"input": x_disp, "teacher": t_disp, "student": s_disp, "error": err}
     return row, arrays
 
 
@@ -783,6 +785,14 @@ def _gate_status(s: Mapping[str, Any], gate: str) -> str:
     return "" if g is None or g["status"] == "NOT MEASURED" else g["status"].lower()
 
 
+def _baseline(stats: Mapping[str, Any]) -> str:
+    """'; doing nothing: X dB' so that a PSNR reads against what the student had to add."""
+    mean = (stats.get("psnr_input") or {}).get("mean")
+    if mean is None:
+        return ""
+    return f'; doing nothing (input as output): {_num("metrics.psnr_input.mean", mean, "psnr")} dB'
+
+
 def render_html(s: Mapping[str, Any], figures: Mapping[str, str | None]) -> str:
     """The report page: headline numbers, gates, pictures, then tables. ``s`` is the JSON-safe summary."""
     t, head, stats = s["teacher"], s["headline"], s["metrics"]
@@ -800,7 +810,8 @@ def render_html(s: Mapping[str, Any], figures: Mapping[str, str | None]) -> str:
     add('<div class="cards">')
     add(f'<div class="card {_gate_status(s, "psnr_min")}"><div class="label">Mean PSNR</div>'
         f'<div class="big">{_num("headline.psnr_mean", head["psnr_mean"], "psnr")}<span class="unit">dB</span></div>'
-        f'<div class="sub">student vs teacher, display-referred, {s["images"]["count"]} image(s)</div></div>')
+        f'<div class="sub">student vs teacher, display-referred, {s["images"]["count"]} image(s)'
+        f'{_baseline(stats)}</div></div>')
     add(f'<div class="card {_gate_status(s, "psnr_worst_min")}"><div class="label">Worst PSNR</div>'
         f'<div class="big">{_num("headline.psnr_worst", head["psnr_worst"], "psnr")}<span class="unit">dB</span></div>'
         f'<div class="sub">on {_e(head["psnr_worst_image"])}</div></div>')

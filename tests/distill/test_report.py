@@ -366,3 +366,15 @@ def test_metric_bars_and_speed_pngs(tmp_path):
     assert imread(p)[..., :3].std() > 0.05
     with pytest.raises(ValueError, match="positive"):
         P.speed_png([{"size": "1080p", "teacher_ms": 0.0, "student_ms": 5.0}], tmp_path / "x.png")
+
+
+def test_do_nothing_baseline_equals_an_identity_students_psnr():
+    """psnr_input is what a student that returns its input would score (srgb teacher)."""
+    import numpy as np
+
+    from distill.report import evaluate_image
+    from teachers.curves import GammaCurve
+
+    linear = np.random.default_rng(0).random((40, 48, 3), dtype=np.float32)
+    row, _ = evaluate_image(GammaCurve(0.7), lambda x: x, linear, None)
+    assert row["psnr_input"] == pytest.approx(row["psnr"], abs=1e-9) and row["psnr"] < 40
