@@ -20,16 +20,16 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import statistics
-import time
 
 import cv2
 import numba
 import numpy as np
 import torch
 
+from distill.bench import time_it
 from distill.color import LUMA, srgb_to_linear
 from teachers.local_laplacian import LocalLaplacian, llf_fast
+
 
 SIZES = {"1080p": (1080, 1920), "12mp": (3000, 4000)}
 DETAIL = dict(sigma_r=0.2, alpha=0.25, beta=1.0, noise_level=0.02)  # conf/teacher/local_laplacian.yaml
@@ -46,13 +46,8 @@ def make_images(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: JIT cache, allocator, OpenCV's thread pool
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` runs after one warm-up (distill.bench's timer)."""
+    return time_it(fn, repeats, warmup=1, budget_s=float("inf"))["median_ms"] / 1e3
 
 
 def main() -> None:

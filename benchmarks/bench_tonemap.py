@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import cv2
 import numpy as np
 
+from distill.bench import time_it
 from distill.color import srgb_to_linear
 from distill.hdr_synth import dynamic_range_stops, synthesize_hdr
 from teachers.tonemap import Drago, DurandDorsey, Mantiuk, Reinhard, _black_point, prepare_hdr
+
 
 SIZES = {"1080p": (1080, 1920), "12mp": (3000, 4000)}
 THREADS = 2
@@ -38,13 +39,8 @@ def make_scene(h: int, w: int) -> np.ndarray:
 
 
 def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (allocations, OpenCV's thread pool)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` runs after one warm-up (distill.bench's timer)."""
+    return time_it(fn, repeats, warmup=1, budget_s=float("inf"))["median_ms"] / 1e3
 
 
 def main() -> None:
