@@ -213,7 +213,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     final = checkpoint(step)
     write_history(history, out_dir / "history.csv")
     curves_png([{k: r.get(k, "") for k in HISTORY_FIELDS} for r in history], out_dir / "curves.png")
-    val_psnr = evaluate(student, val_pairs, device) if val_pairs else float("nan")
+    last = history[-1] if history else {}
+    if not val_pairs:
+        val_psnr = float("nan")
+    elif last.get("step") == step and "val_psnr" in last:
+        val_psnr = last["val_psnr"]  # the loop just validated this very step
+    else:  # e.g. resumed a finished run
+        val_psnr = evaluate(student, val_pairs, device)
     summary = {
         "teacher": identity, "steps": step, "trained_steps_this_run": step - start_step,
         "wall_time_s": round(wall, 2), "val_psnr_db": round(val_psnr, 3),
