@@ -24,13 +24,13 @@ $(STAMP): pyproject.toml students/csrc/*.cpp
 setup: $(STAMP) ## create .venv, install the project, build the fused kernel (fast when done)
 	@$(PY) -m students.build --quiet
 
-demo: setup ## distill the local Laplacian on the embedded photos, time it, write a report (~15 min)
+demo: setup ## distill the local Laplacian on the embedded photos, time it, write a report (~5-8 min)
 	$(PY) -m distill.demo $(ARGS)
 
 test: setup ## run the test suite
 	$(PY) -m pytest $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-bench: setup ## student vs teachers at 1080p / 12 MP (pass ARGS='checkpoint=...')
+bench: setup ## student vs all teachers, 0.25-12 MP, memory (~12 min; ARGS="teachers=[reinhard] sizes=[1080p]")
 	$(VENV)/bin/hdr-distill bench $(ARGS)
 
 report: setup ## fidelity report for a checkpoint (ARGS='checkpoint=...'; default: the demo's)
