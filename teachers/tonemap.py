@@ -369,7 +369,8 @@ def joint_upsample(base_low: np.ndarray, guide_low: np.ndarray, guide: np.ndarra
 
 def durand_dorsey(img: np.ndarray, target_contrast: float = 5.0, sigma_space: float = 0.02,
                   sigma_range: float = 0.4, saturation: float = 1.0, floor: float = DEFAULT_FLOOR,
-                  work_sigma_px: float | None = None, return_layers: bool = False):
+                  work_sigma_px: float | None = None, return_layers: bool = False,
+                  range_percentiles: tuple[float, float] = (0.0, 100.0)):
     """Durand & Dorsey 2002 tone mapping of one HDR image [H,W,3] -> sRGB [H,W,3] in [0, 1].
 
     Args:
@@ -388,6 +389,10 @@ def durand_dorsey(img: np.ndarray, target_contrast: float = 5.0, sigma_space: fl
             via :func:`joint_upsample`: ~100x faster at 1080p but an approximation (about 25-35 dB PSNR
             against full resolution on synthetic HDR scenes; edge pixels and small light sources differ).
         return_layers: also return ``(log10 luminance, base, detail)``, each [H,W].
+        range_percentiles: the base layer's range that is compressed to ``target_contrast``, as percentiles of
+            the base. (0, 100) is the paper's min..max; e.g. (1, 99) is a robust variant that one light
+            source or one black pixel cannot move (values beyond it clip / sink), and that a student trained
+            on crops can learn.
 
     Returns:
         float32 [H,W,3] sRGB-encoded output (exact IEC sRGB curve), or (output, layers).
@@ -418,9 +423,14 @@ def durand_dorsey(img: np.ndarray, target_contrast: float = 5.0, sigma_space: fl
     detail = log_lum - base
 
     # 4. compress the base to the target contrast, with the largest base value mapped to 1 (log 0)
-    spread = float(base.max() - base.min())
+    lo_p, hi_p = range_percentiles
+    if (lo_p, hi_p) == (0.0, 100.0):
+        lo, hi = float(base.min()), float(base.max())
+    else:
+        lo, hi = (float(v) for v in np.percentile(base, [lo_p, hi_p]))
+    spread = hi - lo
     scale = math.log10(target_contrast) / spread if spread > 1e-6 else 1.0
-    out_log = scale * (base - base.max()) + detail
+    out_log = scale * (base - hi) + detail
     out_lum = np.power(np.float32(10.0), out_log)  # [H,W]
 
     # 5. restore colour by ratios to the luminance (saturation exponent), clip, encode sRGB
@@ -460,7 +470,12 @@ class DurandDorsey(NumpyTeacher):
     output_space = "srgb"
 
     def __init__(self, target_contrast: float = 5.0, sigma_space: float = 0.02, sigma_range: float = 0.4,
-                 saturation: float = 1.0, floor: float = DEFAULT_FLOOR, work_sigma_px: float | None = None):
+                 saturation: float = 1.0, floor: float = DEFAULT_FLOOR, work_sigma_px: float | None = None,
+                 range_percentiles: tuple[float, float] = (0.0, 100.0)):
+        lo_p, hi_p = (float(v) for v in range_percentiles)
+        if not 0.0 <= lo_p < hi_p <= 100.0:
+            raise ValueError(f"DurandDorsey: range_percentiles must satisfy 0 <= lo < hi <= 100, got {range_percentiles}")
+        self.range_percentiles = (lo_p, hi_p)
         if not float(target_contrast) > 1.0:
             raise ValueError(f"DurandDorsey: target_contrast must be > 1, got {target_contrast}")
         for arg, val in (("sigma_space", sigma_space), ("sigma_range", sigma_range)):
@@ -484,6 +499,7 @@ class DurandDorsey(NumpyTeacher):
             "sigma_range_units": "log10 luminance",
             "saturation": self.saturation,
             "work_sigma_px": self.work_sigma_px,
+            "range_percentiles": list(self.range_percentiles),
             "bilateral": "cv2.bilateralFilter",
             "encoding": "srgb",
             "exposure": "max",
@@ -493,4 +509,4 @@ class DurandDorsey(NumpyTeacher):
 
     def apply_np(self, img: np.ndarray) -> np.ndarray:
         return durand_dorsey(img, self.target_contrast, self.sigma_space, self.sigma_range, self.saturation,
-                             self.floor, self.work_sigma_px)
+                             self.floor, self.work_sigma_px, range_percentiles=self.range_percentiles)

@@ -306,3 +306,21 @@ def test_durand_downsampled_path_keeps_a_step_sharp():
     fast = durand_dorsey(img, sigma_space=0.1, work_sigma_px=3.0)  # 12 px -> 4x downsampled
     exact = durand_dorsey(img, sigma_space=0.1)
     assert np.abs(fast - exact).max() < 1e-3
+
+
+def test_durand_percentile_range_is_robust_to_one_dark_pixel():
+    """min..max (the paper) lets one black pixel re-expose the image; a 1..99 percentile range does not."""
+    import numpy as np
+
+    from teachers.tonemap import durand_dorsey
+
+    rng = np.random.default_rng(0)
+    img = (np.exp(rng.normal(0, 1.5, (48, 64, 1))) * np.array([1.0, 0.9, 0.8])).astype(np.float32)
+    dark = img.copy()
+    dark[0, 0] = 1e-5 * img.max()
+    kw = dict(sigma_space=0.05)
+    paper = np.abs(durand_dorsey(dark, **kw) - durand_dorsey(img, **kw))[1:, 1:].mean()
+    robust = np.abs(durand_dorsey(dark, **kw, range_percentiles=(1, 99))
+                    - durand_dorsey(img, **kw, range_percentiles=(1, 99)))[1:, 1:].mean()
+    assert paper > 0.02 and robust < 0.1 * paper
+    assert np.array_equal(durand_dorsey(img, **kw), durand_dorsey(img, **kw, range_percentiles=(0, 100)))
