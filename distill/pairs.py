@@ -8,7 +8,6 @@ content hash and the augmentation, and written atomically.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,9 +233,3 @@ def image_pair(teacher, linear: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]
     x, y = run_teacher(teacher, x)
     _check_pair(x, y, teacher, "a whole image")
     return x.float(), y.float()
-
-
-def content_hash(arr: np.ndarray) -> str:
-    h = hashlib.sha256(str(arr.shape).encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()[:16]
