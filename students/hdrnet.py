@@ -31,11 +31,14 @@ class HDRNetConfig:
     global_layers: int = 2  # strided convs in the global path before the FC layers
     curve_knots: int = 16  # knots of the guide's piecewise-linear curves (paper: 16)
     input_encoding: str = "none"  # "none" for [0,1] inputs, "log" for linear HDR radiance
+    stats_bins: int = 0  # > 0: also feed luminance histograms (per grid cell and per image) to the network
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
         if n != int(n) or n < 1:
             raise ValueError(f"lowres/grid_size must be a power of two >= 2, got {self.lowres}/{self.grid_size}")
+        if self.stats_bins < 0:
+            raise ValueError(f"stats_bins must be >= 0, got {self.stats_bins}")
         if self.input_encoding not in ("none", "log"):
             raise ValueError(f"input_encoding must be 'none' or 'log', got '{self.input_encoding}'")
 
@@ -46,6 +49,21 @@ def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
         return x
     # log2 radiance over a fixed window; fixed so that the fused path can do the same per pixel.
     return ((torch.log2(x.clamp(min=0) + 2.0**-LOG_MIN) + LOG_MIN) / (LOG_MIN + LOG_MAX)).clamp(0, 1)
+
+
+def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft (tent-weighted) histograms of the mean intensity of ``low [B,3,L,L]``: per grid cell
+    ``[B,bins,cells,cells]`` and per image ``[B,bins]``, as densities (a flat histogram is all ones).
+
+    A local tone operator's ideal coefficients are largely a function of the local intensity distribution
+    (a bilateral grid *is* such a histogram); handing it to the network directly, rather than leaving the
+    strided convs to rediscover it from 7 photos, is what lets the student generalise to unseen images.
+    """
+    lum = low.mean(1, keepdim=True)  # [B,1,L,L]
+    z = (lum * bins - 0.5).clamp(0, bins - 1)
+    centres = torch.arange(bins, dtype=low.dtype, device=low.device).view(1, bins, 1, 1)
+    w = F.relu(1 - (z - centres).abs()) * bins  # [B,bins,L,L]; sums to `bins` over bins
+    return F.adaptive_avg_pool2d(w, cells), w.mean((2, 3))
 
 
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -77,13 +95,14 @@ class HDRNet(nn.Module):
         # Global path: strided convs, then FC layers -> one feature vector per image.
         self.global_conv = nn.Sequential(*[_conv(c, c, stride=2) for _ in range(cfg.global_layers)])
         gs = cfg.grid_size // 2**cfg.global_layers
+        sb = cfg.stats_bins
         self.global_fc = nn.Sequential(
-            nn.Linear(c * gs * gs, 4 * c), nn.ReLU(inplace=True),
+            nn.Linear(c * gs * gs + sb, 4 * c), nn.ReLU(inplace=True),
             nn.Linear(4 * c, 2 * c), nn.ReLU(inplace=True),
             nn.Linear(2 * c, c),
         )
         # Local path: two convs at grid resolution; the last one is linear.
-        self.local = nn.Sequential(_conv(c, c), _conv(c, c, act=False))
+        self.local = nn.Sequential(_conv(c + sb, c), _conv(c, c, act=False))
         # Fusion -> grid of 12 coefficients x D bins per cell.
         self.to_grid = nn.Conv2d(c, N_COEFFS * cfg.grid_depth, 1)
         nn.init.zeros_(self.to_grid.weight)
@@ -106,8 +125,14 @@ class HDRNet(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """Low-res image ``[B,3,L,L]`` -> bilateral grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        g = self.global_fc(self.global_conv(feat).flatten(1))  # [B,C]
-        fused = F.relu(self.local(feat) + g[:, :, None, None])  # [B,C,G,G]
+        gfeat = self.global_conv(feat).flatten(1)
+        lfeat = feat
+        if self.cfg.stats_bins:
+            cell_hist, image_hist = luminance_histograms(low, self.cfg.stats_bins, feat.shape[-1])
+            gfeat = torch.cat([gfeat, image_hist], 1)
+            lfeat = torch.cat([feat, cell_hist], 1)
+        g = self.global_fc(gfeat)  # [B,C]
+        fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, _, gh, gw = fused.shape
         grid = self.to_grid(fused).view(b, N_COEFFS, self.cfg.grid_depth, gh, gw)
         return grid + self.grid_identity

@@ -76,3 +76,45 @@ def test_forward_points_equals_forward_at_those_pixels():
         pts = m.forward_points(x, rows, cols)
     ref = torch.stack([full[b][:, rows[b], cols[b]] for b in range(2)])
     assert torch.allclose(pts, ref, atol=1e-6)
+
+
+def test_luminance_histograms_known_answer_and_mass():
+    from students.hdrnet import luminance_histograms
+
+    bins, cells = 8, 4
+    low = torch.full((1, 3, 32, 32), (3 + 0.5) / bins)  # every pixel at the centre of bin 3
+    low[:, :, :8, :8] = (5 + 0.75) / bins  # top-left cell: 3/4 of the way from bin 5's centre to bin 6's
+    cell, image = luminance_histograms(low, bins, cells)
+    assert cell.shape == (1, bins, cells, cells) and image.shape == (1, bins)
+    expect = torch.zeros(bins)
+    expect[3] = bins
+    torch.testing.assert_close(cell[0, :, 1, 2], expect)
+    torch.testing.assert_close(cell[0, 5:7, 0, 0], torch.tensor([0.75, 0.25]) * bins)
+    # Densities: each cell's (and the image's) histogram integrates to `bins`, extremes included.
+    rnd = torch.rand(2, 3, 64, 64)
+    rnd[:, :, 0] = 0.0
+    rnd[:, :, 1] = 1.0
+    c, i = luminance_histograms(rnd, bins, cells)
+    torch.testing.assert_close(c.sum(1), torch.full((2, cells, cells), float(bins)))
+    torch.testing.assert_close(i.sum(1), torch.full((2,), float(bins)))
+
+
+def test_stats_bins_add_inputs_and_change_the_grid():
+    torch.manual_seed(0)
+    plain, stats = HDRNet(), HDRNet(stats_bins=16)
+    n_plain = sum(p.numel() for p in plain.parameters())
+    n_stats = sum(p.numel() for p in stats.parameters())
+    c = 64  # splat width at the grid
+    assert n_stats - n_plain == 16 * c * 9 + 16 * 4 * c  # local conv 3x3 inputs + global FC inputs
+    with torch.no_grad():
+        for p in stats.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    # The histogram inputs reach the grid: cutting their weights changes it.
+    a = torch.rand(1, 3, 256, 256)
+    out = stats.coefficients(a)
+    with torch.no_grad():
+        stats.local[0][0].weight[:, c:] = 0
+        stats.global_fc[0].weight[:, -16:] = 0
+    assert not torch.allclose(stats.coefficients(a), out)
+    with pytest.raises(ValueError, match="stats_bins"):
+        HDRNetConfig(stats_bins=-1)
