@@ -1,0 +1,70 @@
+"""Representational ceiling of a bilateral-grid student for one teacher.
+
+Fits a free grid of affine coefficients (no network) plus the guide directly to each image's teacher output:
+the PSNR it reaches bounds what any student of that grid size can reach on that image. It tells a capacity
+limit (raise grid_size/grid_depth) apart from a data limit (more training photos).
+
+    python benchmarks/grid_ceiling.py teacher=local_laplacian sizes=16x8,32x16 steps=400
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from distill.metrics import psnr
+from distill.pairs import image_pair
+from students.grid import apply_coeffs, identity_grid, slice_grid
+from students.hdrnet import HDRNet, encode_input
+
+
+def fit(x, y, gs, gd, steps, encoding):
+    net = HDRNet(grid_size=gs, grid_depth=gd, lowres=gs * 2, input_encoding=encoding)  # net unused: guide only
+    xe = encode_input(x, encoding)
+    grid = torch.nn.Parameter(identity_grid(1, gd, gs, gs).clone())
+    gparams = [net.ccm, net.ccm_bias, net.shifts, net.slopes, net.mix, net.mix_bias]
+    opt = torch.optim.Adam([{"params": [grid], "lr": 2e-2}, {"params": gparams, "lr": 2e-3}])
+    for i in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = g.setdefault("lr0", g["lr"]) * (0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(i / steps * 3.14159)).item()))
+        out = apply_coeffs(slice_grid(grid, net.guide(xe)), xe)
+        loss = ((out - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = apply_coeffs(slice_grid(grid, net.guide(xe)), xe).clamp(0, 1)
+    return psnr(out, y)
+
+
+def main(argv):
+    opts = dict(a.split("=", 1) for a in argv if "=" in a and a.split("=")[0] in ("sizes", "steps", "images"))
+    overrides = [a for a in argv if a.split("=")[0] not in opts]
+    sizes = [tuple(int(v) for v in s.split("x")) for s in opts.get("sizes", "16x8").split(",")]
+    steps = int(opts.get("steps", 300))
+    import pathlib
+    with initialize_config_dir(str(pathlib.Path(__file__).resolve().parents[1] / "conf"), version_base=None):
+        cfg = compose("config", overrides=overrides)
+    teacher = instantiate(cfg.teacher)
+    val = instantiate(cfg.data.val)
+    names = opts.get("images")
+    enc = cfg.student.get("input_encoding", "none")
+    for k in range(len(val)):
+        im = val[k]
+        if names and im.name not in names.split(","):
+            continue
+        x, y = image_pair(teacher, im.linear)
+        base = psnr(x.clamp(0, 1), y) if x.max() <= 1.0 else float("nan")
+        res = []
+        for gs, gd in sizes:
+            t = time.perf_counter()
+            res.append(f"{gs}x{gd}: {fit(x, y, gs, gd, steps, enc):.2f} dB ({time.perf_counter() - t:.0f}s)")
+        print(f"{im.name} {tuple(x.shape[2:])} do-nothing {base:.2f} | " + " | ".join(res), flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main(sys.argv[1:])
