@@ -388,6 +388,12 @@ struct Guide {
     float ccm[9], ccm_bias[3], mix[3], mix_bias;
     int nk[3];  // knots kept per channel: a knot with slope exactly 0 adds +0 and is dropped (exact)
     float shift[3][MAX_KNOTS], slope[3][MAX_KNOTS];
+    // The same curves as piecewise-linear segments (AVX-512 path, up to 16 knots per channel): with
+    // the knots sorted, curve(v) = seg_a[m] * v + seg_b[m] where m = number of knots below v. A
+    // 4-step binary search over thr and two 32-entry permutes replace 16 relu terms per channel.
+    int pl;
+    float thr[3][16];                  // sorted shifts, padded with +inf
+    float seg_a[3][32], seg_b[3][32];  // segment m: sum of slopes below, -sum of slope*shift below
 };
 
 // Packed layout from fused.cpp: ccm(9) ccm_bias(3) mix(3) mix_bias(1) shifts(3K) slopes(3K).
@@ -408,6 +414,26 @@ static void unpack_guide(const float* p, int K, Guide& G) {
             }
         G.nk[c] = n;
     }
+    G.pl = G.nk[0] <= 16 && G.nk[1] <= 16 && G.nk[2] <= 16;
+    if (!G.pl) return;
+    for (int c = 0; c < 3; c++) {
+        int n = G.nk[c], order[16];
+        for (int k = 0; k < n; k++) order[k] = k;
+        for (int k = 1; k < n; k++)  // insertion sort by shift (n <= 16)
+            for (int q = k; q > 0 && G.shift[c][order[q]] < G.shift[c][order[q - 1]]; q--) {
+                int t = order[q]; order[q] = order[q - 1]; order[q - 1] = t;
+            }
+        memset(G.seg_a[c], 0, sizeof(G.seg_a[c]));
+        memset(G.seg_b[c], 0, sizeof(G.seg_b[c]));
+        double a = 0.0, b = 0.0;
+        for (int k = 0; k < 16; k++) G.thr[c][k] = k < n ? G.shift[c][order[k]] : INFINITY;
+        for (int k = 0; k < n; k++) {
+            a += G.slope[c][order[k]];
+            b -= (double)G.slope[c][order[k]] * G.shift[c][order[k]];
+            G.seg_a[c][k + 1] = (float)a;
+            G.seg_b[c][k + 1] = (float)b;
+        }
+    }
 }
 
 static inline vf curve(const float* shift, const float* slope, int n, vf v) {
@@ -417,12 +443,35 @@ static inline vf curve(const float* shift, const float* slope, int n, vf v) {
     return acc;
 }
 
+#if defined(__AVX512F__)
+static inline vf curve_pl(const float* thr, const float* seg_a, const float* seg_b, vf v) {
+    const vf t = ld(thr);
+    vi m = iset1(0);
+    for (int step = 8; step >= 1; step /= 2) {  // m = number of thresholds strictly below v (NaN: 0)
+        vi cand = iadd(m, iset1(step));
+        vf tv = _mm512_permutexvar_ps(isub(cand, iset1(1)), t);
+        m = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, tv, _CMP_GT_OQ), m, cand);
+    }
+    // Four halvings reach 0..15 (thr[15] untested); one more step makes the count 0..16.
+    m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(m, t), _CMP_GT_OQ), m, iset1(1));
+    vf a = _mm512_permutex2var_ps(ld(seg_a), m, ld(seg_a + 16));
+    vf b = _mm512_permutex2var_ps(ld(seg_b), m, ld(seg_b + 16));
+    return fma_(a, v, b);
+}
+#endif
+
 // Guidance intensity in [0, 1] (grid.guide_map).
 static inline vf guide_value(const Guide& G, vf r, vf g, vf b) {
     vf out = set1(0.0f);
     for (int c = 0; c < 3; c++) {
         vf v = fma_(set1(G.ccm[3 * c + 2]), b, fma_(set1(G.ccm[3 * c + 1]), g, mul(set1(G.ccm[3 * c]), r)));
         v = add(v, set1(G.ccm_bias[c]));
+#if defined(__AVX512F__)
+        if (G.pl) {
+            out = fma_(curve_pl(G.thr[c], G.seg_a[c], G.seg_b[c], v), set1(G.mix[c]), out);
+            continue;
+        }
+#endif
         out = fma_(curve(G.shift[c], G.slope[c], G.nk[c], v), set1(G.mix[c]), out);
     }
     out = add(out, set1(G.mix_bias));

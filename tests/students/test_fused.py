@@ -87,6 +87,25 @@ def test_matches_torch_path_on_random_grids_and_odd_sizes(isa, h, w):
     np.testing.assert_array_equal(out_hwc, hwc(out_chw))
 
 
+@pytest.mark.parametrize("k", [1, 5, 16, 17, 40])
+def test_unsorted_tied_and_many_knots(isa, k):
+    # The AVX-512 kernel evaluates up to 16 knots per channel as sorted piecewise-linear segments found by
+    # binary search; more knots take the relu-sum loop. Shuffled, tied, zero-slope and out-of-range knots
+    # (v below every knot, above every knot, exactly on one) must all give the torch path's guide.
+    g = torch.Generator().manual_seed(k)
+    p = guide_params(seed=k, k=k)
+    p["shifts"] = torch.rand(3, k, generator=g) * 1.4 - 0.2
+    p["shifts"][:, :: max(1, k // 3)] = 0.5  # ties, and pixels of value 0.5 sit exactly on them
+    p["slopes"] = torch.randn(3, k, generator=g)
+    p["slopes"][0, 0] = 0.0
+    x = torch.rand(3, 23, 41, generator=g) * 1.6 - 0.3
+    x[:, 3] = 0.5
+    grid = random_grid(seed=k)
+    ref = torch_path(x, grid, p, dtype=torch.float64)
+    out = fused.fused_slice_apply(x, grid, p, layout="chw")
+    assert (out.double() - ref).abs().max() < 1e-5
+
+
 def test_other_grid_shapes_and_depths(isa):
     # Depth 16 (AVX2 then gathers), a 1x1x1 grid, a grid wider than the image.
     x = torch.rand(3, 23, 29)
@@ -206,18 +225,18 @@ def test_area_downsample_rejects_small_images():
         fused.area_downsample(np.zeros((100, 300, 3), np.float32), 256)
 
 
-def perturbed_model(encoding="none", seed=0):
+def perturbed_model(encoding="none", seed=0, stats_bins=0):
     torch.manual_seed(seed)
-    m = HDRNet(input_encoding=encoding)
+    m = HDRNet(input_encoding=encoding, stats_bins=stats_bins)
     with torch.no_grad():
         for name, prm in m.named_parameters():
             prm.add_(torch.randn_like(prm) * (0.05 if "to_grid" in name else 0.02))
     return m.eval()
 
 
-@pytest.mark.parametrize("encoding", ["none", "log"])
-def test_fast_student_matches_forward(encoding):
-    m = perturbed_model(encoding)
+@pytest.mark.parametrize("encoding,stats_bins", [("none", 0), ("log", 0), ("none", 16)])
+def test_fast_student_matches_forward(encoding, stats_bins):
+    m = perturbed_model(encoding, stats_bins=stats_bins)
     fast = fused.FastStudent(m, threads=2)
     assert fast.engine.startswith("fused-cpp-")
     scale = 6.0 if encoding == "log" else 1.0
