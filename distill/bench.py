@@ -1,7 +1,8 @@
 """``hdr-distill bench``: student vs teachers, same process settings, same thread count, same run.
 
 For each image size (a sweep from 0.25 to 12 MP, including 1080p and 12 MP) every method runs on the same
-input: warm-up, then the median (and min) of repeated runs. Teachers run through their NumPy entry point
+input: warm-up, then the median (and min) of repeated runs, the methods interleaved round-robin so that a
+change in machine state during the run affects all of them alike. Teachers run through their NumPy entry point
 (``apply_np``) where they have one, so that no torch<->numpy conversion is charged to them; the student runs
 through its torch path and its fused path (``students.fused.FastStudent``). Peak memory is measured in a
 fresh subprocess per (method, size) as the growth of peak RSS (VmHWM, reset just before the call) over the
@@ -131,6 +132,30 @@ def time_it(fn: Callable[[], Any], repeats: int, warmup: int, budget_s: float) -
         if i >= 2 and time.perf_counter() - t_start > budget_s:
             break  # slow methods: at least 3 runs, then stop at the time budget
     return {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "runs": len(times)}
+
+
+def time_interleaved(methods: dict[str, Callable[[], Any]], repeats: int, warmup: int,
+                     budget_s: float) -> dict[str, dict[str, float]]:
+    """Time several methods round-robin: each round calls every method still running once.
+
+    Timing blocks one method after another lets a drift in machine state (another process, clock, cache)
+    land on one method only; interleaving spreads it over all of them, so their ratio is fair. A method
+    leaves after ``repeats`` runs, or after ``budget_s`` of its own time once it has 3 runs.
+    """
+    for fn in methods.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    active = list(methods)
+    while active:
+        for m in list(active):
+            t = time.perf_counter()
+            methods[m]()
+            times[m].append(time.perf_counter() - t)
+            if len(times[m]) >= repeats or (len(times[m]) >= 3 and sum(times[m]) > budget_s):
+                active.remove(m)
+    return {m: {"median_ms": 1e3 * statistics.median(ts), "min_ms": 1e3 * min(ts), "runs": len(ts)}
+            for m, ts in times.items()}
 
 
 def _rss_mb() -> float:
@@ -268,8 +293,8 @@ def run(cfg) -> dict:
                 continue
             timg = img if t.input_space == "srgb" else test_image(h, w, t.input_space)
             methods[name] = teacher_callable(t, timg)
-        for m, fn in methods.items():
-            r = time_it(fn, int(cfg.repeats), int(cfg.warmup), float(cfg.budget_s))
+        timed = time_interleaved(methods, int(cfg.repeats), int(cfg.warmup), float(cfg.budget_s))
+        for m, r in timed.items():
             r.update(method=m, size=lab, height=h, width=w, megapixels=h * w / 1e6)
             results.append(r)
             print(f"  {lab:>8} {m:<28} {r['median_ms']:9.1f} ms (min {r['min_ms']:.1f}, {r['runs']} runs)", flush=True)

@@ -354,8 +354,7 @@ def short_bench(teacher, model: torch.nn.Module, size: str = "1080p", repeats: i
     name = teacher_identity(teacher)["name"]
     methods[name] = B.teacher_callable(teacher, img)
     results = []
-    for m, fn in methods.items():
-        r = B.time_it(fn, repeats, warmup, budget_s)
+    for m, r in B.time_interleaved(methods, repeats, warmup, budget_s).items():
         r.update(method=m, size=lab, height=h, width=w, megapixels=h * w / 1e6)
         results.append(r)
     return {"machine": B.machine_info(torch.get_num_threads()), "results": results, "memory": {},
