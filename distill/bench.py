@@ -1,8 +1,8 @@
 """``hdr-distill bench``: student vs teachers, same process settings, same thread count, same run.
 
 For each image size (a sweep from 0.25 to 12 MP, including 1080p and 12 MP) every method runs on the same
-input: warm-up, then the median (and min) of repeated runs, the methods interleaved round-robin so that a
-change in machine state during the run affects all of them alike. Teachers run through their NumPy entry point
+input: warm-up, then the median (and min) of repeated runs, the methods alternating in bursts of 5 calls so
+that a change in machine state during the run affects all of them alike. Teachers run through their NumPy entry point
 (``apply_np``) where they have one, so that no torch<->numpy conversion is charged to them; the student runs
 through its torch path and its fused path (``students.fused.FastStudent``). Peak memory is measured in a
 fresh subprocess per (method, size) as the growth of peak RSS (VmHWM, reset just before the call) over the
@@ -135,12 +135,15 @@ def time_it(fn: Callable[[], Any], repeats: int, warmup: int, budget_s: float) -
 
 
 def time_interleaved(methods: dict[str, Callable[[], Any]], repeats: int, warmup: int,
-                     budget_s: float) -> dict[str, dict[str, float]]:
-    """Time several methods round-robin: each round calls every method still running once.
+                     budget_s: float, burst: int = 5) -> dict[str, dict[str, float]]:
+    """Time several methods in alternating bursts: each round runs every method still going ``burst``
+    times back to back, then moves to the next method.
 
-    Timing blocks one method after another lets a drift in machine state (another process, clock, cache)
-    land on one method only; interleaving spreads it over all of them, so their ratio is fair. A method
-    leaves after ``repeats`` runs, or after ``budget_s`` of its own time once it has 3 runs.
+    Timing one method's block after another lets a drift in machine state (another process, clocks) land
+    on one method only; alternating spreads it over all of them, so their ratio is fair. Bursts keep each
+    method warm, as a pipeline calling it frame after frame would: only a burst's first call follows
+    another method's (cold caches, sleeping threads), and the median sets it aside. A method leaves after
+    ``repeats`` runs, or after ``budget_s`` of its own time once it has 3 runs.
     """
     for fn in methods.values():
         for _ in range(warmup):
@@ -149,11 +152,14 @@ def time_interleaved(methods: dict[str, Callable[[], Any]], repeats: int, warmup
     active = list(methods)
     while active:
         for m in list(active):
-            t = time.perf_counter()
-            methods[m]()
-            times[m].append(time.perf_counter() - t)
-            if len(times[m]) >= repeats or (len(times[m]) >= 3 and sum(times[m]) > budget_s):
-                active.remove(m)
+            for _ in range(max(1, burst)):
+                t = time.perf_counter()
+                methods[m]()
+                times[m].append(time.perf_counter() - t)
+                ts = times[m]
+                if len(ts) >= repeats or (len(ts) >= 3 and sum(ts) > budget_s):
+                    active.remove(m)
+                    break
     return {m: {"median_ms": 1e3 * statistics.median(ts), "min_ms": 1e3 * min(ts), "runs": len(ts)}
             for m, ts in times.items()}
 

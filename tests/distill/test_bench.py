@@ -14,16 +14,17 @@ def test_sizes_are_named_or_even_sided_megapixels():
     assert B.size_label(0.25) == "0.25MP" and B.size_label("1080p") == "1080p"
 
 
-def test_interleaved_timing_alternates_methods_and_respects_budget():
+def test_interleaved_timing_alternates_bursts_and_respects_budget():
     calls = []
     methods = {
         "a": lambda: calls.append("a"),
         "b": lambda: calls.append("b"),
         "slow": lambda: (calls.append("slow"), time.sleep(0.02)),
     }
-    res = B.time_interleaved(methods, repeats=6, warmup=1, budget_s=0.05)
+    res = B.time_interleaved(methods, repeats=6, warmup=1, budget_s=0.05, burst=2)
     timed = calls[3:]  # after one warm-up call each
-    assert timed[:3] == ["a", "b", "slow"] and timed[3:6] == ["a", "b", "slow"]  # round-robin
+    assert timed[:6] == ["a", "a", "b", "b", "slow", "slow"]  # bursts of 2, round-robin
+    assert timed[6:9] == ["a", "a", "b"]
     assert res["a"]["runs"] == 6 and res["b"]["runs"] == 6
     assert res["slow"]["runs"] == 3  # at least 3 runs, then the 0.05 s budget stops it
     assert res["slow"]["median_ms"] >= 20 and res["slow"]["min_ms"] <= res["slow"]["median_ms"]
