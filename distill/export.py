@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import LOG_MAX, LOG_MIN, HDRNet
+from students.hdrnet import LOG_MAX, LOG_MIN, HDRNet, luminance_histograms
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class ExportableStudent(nn.Module):
         m = copy.deepcopy(model).cpu().float().eval()
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth
+        self.stats_bins: int = m.cfg.stats_bins
         self.n_coeffs: int = N_COEFFS
         self.log_input: bool = m.cfg.input_encoding == "log"
         self.log_min: float = float(LOG_MIN)
@@ -151,8 +152,14 @@ class ExportableStudent(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """HDRNet.coefficients: low-res ``[B,3,L,L]`` -> grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        g = self.global_fc(self.global_conv(feat).flatten(1))  # [B,C]
-        fused = F.relu(self.local(feat) + g[:, :, None, None])  # [B,C,G,G]
+        gfeat = self.global_conv(feat).flatten(1)
+        lfeat = feat
+        if self.stats_bins > 0:  # hdrnet.luminance_histograms as extra inputs
+            cell_hist, image_hist = luminance_histograms(low, self.stats_bins, feat.shape[-1])
+            gfeat = torch.cat([gfeat, image_hist], 1)
+            lfeat = torch.cat([feat, cell_hist], 1)
+        g = self.global_fc(gfeat)  # [B,C]
+        fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, gh, gw = fused.shape[0], fused.shape[2], fused.shape[3]
         grid = self.to_grid(fused).view(b, self.n_coeffs, self.grid_depth, gh, gw)
         return grid + self.grid_identity

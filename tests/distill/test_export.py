@@ -132,3 +132,22 @@ def test_bad_arguments_raise(tmp_path):
         cfg.format, cfg.checkpoint = "onnx", None
     with pytest.raises(ValueError, match="checkpoint="):
         run(cfg)
+
+
+def test_histogram_student_exports_to_onnx_and_torchscript(tmp_path):
+    # student.stats_bins feeds luminance histograms (a scatter) to the network: both formats must carry them.
+    import onnxruntime as ort
+
+    from distill.export import export_onnx, export_torchscript
+
+    model = trained_like(seed=3, stats_bins=4)
+    x = images([(91, 109)], seed=7)[0]
+    with torch.inference_mode():
+        ref = model(x)
+        assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
+    onnx_path = export_onnx(model, tmp_path / "s.onnx")
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(got - ref.numpy()).max() < 1e-4
+    scripted = load_torchscript(export_torchscript(model, tmp_path / "s.ts"))
+    assert (scripted(x) - ref).abs().max() < 1e-4
