@@ -41,10 +41,12 @@ class Augment:
 
 
 def draw_augment(h: int, w: int, rng: np.random.Generator, scale_range=(0.5, 1.0), flips=True,
-                 exposure_stops=0.0, saturation_range=(1.0, 1.0), tint_stops=0.0) -> Augment:
-    """A random square crop covering a fraction of the short side, plus rot90/flip, exposure and colour jitter."""
+                 exposure_stops=0.0, saturation_range=(1.0, 1.0), tint_stops=0.0,
+                 side_px_range=None) -> Augment:
+    """A random square crop covering a fraction of the short side (or, with ``side_px_range``, a side in
+    source pixels, whatever the image's size), plus rot90/flip, exposure and colour jitter."""
     short = min(h, w)
-    lo, hi = scale_range
+    lo, hi = scale_range if side_px_range is None else (float(v) / short for v in side_px_range)
     side = int(round(short * rng.uniform(lo, hi)))
     side = max(16, min(side, short))
     y0 = int(rng.integers(0, h - side + 1))
@@ -127,6 +129,8 @@ class PairDataset(Dataset):
         crops_per_image: size of each image's fixed augmentation pool.
         scale_range: crop side as a fraction of the image's short side (crops are resized to S); large crops
             keep the low-res network's view close to the whole-image view it gets at inference.
+        side_px_range: instead of ``scale_range``, the crop side in source pixels (e.g. ``[192, 384]`` with
+            S=256: close to native resolution, so pixel-scale detail and noise look as they do at inference).
         flips: random rot90 + horizontal flip.
         exposure_stops: exposure jitter, +-stops, applied to linear values before the teacher.
         saturation_range: chroma scale drawn from this range (colour variety from few photos).
@@ -137,13 +141,16 @@ class PairDataset(Dataset):
 
     def __init__(self, source, teacher, crop_size=384, crops_per_image=16, scale_range=(0.5, 1.0),
                  flips=True, exposure_stops=0.0, saturation_range=(1.0, 1.0), tint_stops=0.0, cache_dir=None,
-                 seed=0):
+                 seed=0, side_px_range=None):
         if len(source) == 0:
             raise ValueError("PairDataset: the training source holds no images")
         self.source, self.teacher = source, teacher
         self.crop_size, self.crops_per_image = int(crop_size), int(crops_per_image)
         self.scale_range, self.flips, self.exposure_stops = tuple(scale_range), flips, float(exposure_stops)
         self.saturation_range, self.tint_stops = tuple(saturation_range), float(tint_stops)
+        self.side_px_range = None if side_px_range is None else tuple(float(v) for v in side_px_range)
+        if self.side_px_range is not None and not (0 < self.side_px_range[0] <= self.side_px_range[1]):
+            raise ValueError(f"PairDataset: side_px_range must be [lo, hi] with 0 < lo <= hi, got {side_px_range}")
         self.seed = int(seed)
         self.teacher_key = identity_key(teacher_identity(teacher))
         self.cache = PairCache(cache_dir, self.teacher_key) if cache_dir else None
@@ -164,7 +171,7 @@ class PairDataset(Dataset):
         linear, _ = self._image(img_idx)
         rng = np.random.default_rng([self.seed, img_idx, k])
         return draw_augment(*linear.shape[:2], rng, self.scale_range, self.flips, self.exposure_stops,
-                            self.saturation_range, self.tint_stops)
+                            self.saturation_range, self.tint_stops, self.side_px_range)
 
     def ensure_cached(self, idx: int) -> bool:
         """Compute and store pair ``idx`` unless the cache has it; True if it was computed."""
@@ -182,7 +189,8 @@ class PairDataset(Dataset):
         aug = self.augment_for(idx)
         if self.cache is not None:
             hit = self.cache.load(image_hash, aug.key())
-            if hit is not None:
+            # The key does not hold crop_size: a pair cached at another size is a miss (recomputed, replaced).
+            if hit is not None and hit[0].shape[-2:] == (self.crop_size, self.crop_size):
                 self.cache_hits += 1
                 return torch.from_numpy(hit[0]), torch.from_numpy(hit[1])
         lin = torch.from_numpy(apply_augment(linear, aug, self.crop_size)).permute(2, 0, 1)[None]

@@ -49,6 +49,10 @@ def test_pairs_are_teacher_outputs_and_cache_round_trips(tmp_path):
     ds3 = PairDataset(_source(), GammaCurve(0.8), crop_size=32, crops_per_image=3, cache_dir=tmp_path)
     ds3[4]
     assert ds3.cache_hits == 0 and len(list(tmp_path.rglob("*.npz"))) == 2
+    # another crop size never reads a pair cached at this size (the cache key holds the crop, not the size)
+    ds4 = PairDataset(_source(), t, crop_size=24, crops_per_image=3, cache_dir=tmp_path)
+    x4, _ = ds4[4]
+    assert x4.shape == (3, 24, 24) and ds4.cache_hits == 0
 
 
 def test_bad_teacher_output_is_refused():
@@ -82,3 +86,13 @@ def test_cosine_lr_schedule_endpoints():
     assert lr_factor(7, 100, "none") == 1.0
     with pytest.raises(ValueError, match="lr_schedule"):
         lr_factor(0, 10, "step")
+
+
+def test_side_px_range_sets_crop_side_in_pixels_whatever_the_image_size():
+    for h, w in [(300, 451), (1411, 1411)]:
+        sides = [draw_augment(h, w, np.random.default_rng([3, k]), (0.4, 1.0), side_px_range=(192, 384)).side
+                 for k in range(200)]
+        assert 192 <= min(sides) and max(sides) <= min(384, h, w)
+        assert max(sides) - min(sides) > 50  # drawn from the range, not a constant
+    # A range above the image's short side clips to the whole short side.
+    assert draw_augment(100, 120, np.random.default_rng(0), side_px_range=(192, 384)).side == 100
