@@ -23,6 +23,29 @@ def step(title: str, args: list[str]) -> None:
         raise SystemExit(f"demo: step '{title}' failed with exit code {r.returncode}")
 
 
+def _set_aside_if_other_settings(train_dir: Path, ckpt: Path) -> None:
+    """A demo_out/train from an older demo config cannot be resumed: move it aside (never delete it)."""
+    if not ckpt.exists():
+        return
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from distill.checkpoint import load_checkpoint
+    from distill.cli import CONF_DIR
+    from distill.train import config_mismatch
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=demo", f"hydra.run.dir={train_dir}"])
+    saved = load_checkpoint(ckpt).get("config", {})
+    current = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "student")}
+    diffs = config_mismatch(saved, current)
+    if diffs:
+        aside = train_dir.with_name(f"{train_dir.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        train_dir.rename(aside)
+        print(f"demo: {train_dir} was trained with other settings ({'; '.join(diffs[:3])}); moved it to {aside} "
+              "and training anew", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
@@ -34,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = train_dir / "checkpoints" / "last.pt"
 
     extra = [f"train.steps={a.steps}"] if a.steps else []
+    _set_aside_if_other_settings(train_dir, ckpt)
     step("1/3 distill the local Laplacian teacher (detail enhancement) on the embedded photos",
          ["train", "experiment=demo", "train.resume=true", f"hydra.run.dir={train_dir}", *extra])
     step("2/3 time student vs teacher at 1080p (same process, same threads)",

@@ -96,6 +96,32 @@ def lr_factor(step: int, steps: int, schedule: str | None, floor: float = 0.1) -
     raise ValueError(f"train.lr_schedule='{schedule}' is not one of none, cosine")
 
 
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+RESUME_MUST_MATCH = ("data", "student")  # a resumed run is the same run: same images, same network
+RESUME_IGNORED = {"data.pairs.cache_dir"}  # where pairs are cached does not change them
+
+
+def config_mismatch(saved: dict, current: dict) -> list[str]:
+    """Keys of ``data``/``student`` whose values differ between a checkpoint's config and this run's
+    (a key missing on one side counts as null, so configs that gained an optional key still match)."""
+    diffs = []
+    for group in RESUME_MUST_MATCH:
+        a, b = _flatten(saved.get(group), f"{group}."), _flatten(current.get(group), f"{group}.")
+        for k in sorted(set(a) | set(b)):
+            if k not in RESUME_IGNORED and a.get(k) != b.get(k):
+                diffs.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
+    return diffs
+
+
 def _resume_path(resume, out_dir: Path) -> Path | None:
     if resume in (False, None, "false", ""):
         return None
@@ -134,6 +160,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path is not None:
         ckpt = ctx.broadcast(load_checkpoint(ckpt_path) if ctx.is_main else None)
         check_teacher(ckpt, identity)
+        diffs = config_mismatch(ckpt.get("config", {}), OmegaConf.to_container(cfg, resolve=True))
+        if diffs:
+            raise ValueError(f"cannot resume from {ckpt_path}: it was trained with other settings ("
+                             + "; ".join(diffs[:6]) + ("; ..." if len(diffs) > 6 else "")
+                             + "). Train into a new hydra.run.dir, or set train.resume=false to start over.")
         student.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start_step, history = int(ckpt["step"]), list(ckpt.get("history", []))

@@ -72,6 +72,22 @@ def test_resume_with_another_teacher_is_refused(tmp_path):
         train(_cfg(tmp_path, "train.steps=4", "train.resume=true", "teacher.gamma=0.8"))
 
 
+def test_resume_with_other_data_or_student_is_refused_but_more_steps_are_fine(tmp_path):
+    from distill.train import config_mismatch
+
+    train(_cfg(tmp_path, "train.steps=2"))
+    with pytest.raises(ValueError, match=r"data\.train\.names: \['astronaut', 'chelsea'\] -> \['astronaut'\]"):
+        train(_cfg(tmp_path, "train.steps=4", "train.resume=true", "data.train.names=[astronaut]"))
+    with pytest.raises(ValueError, match="student.stats_bins: 0 -> 4"):
+        train(_cfg(tmp_path, "train.steps=4", "train.resume=true", "student.stats_bins=4"))
+    assert train(_cfg(tmp_path, "train.steps=4", "train.resume=true"))["steps"] == 4  # extending a run
+    # An optional key added to the configs since (null) matches a checkpoint that lacks it; the cache
+    # location never matters.
+    saved = {"data": {"pairs": {"crop_size": 64, "cache_dir": "a"}}, "student": {}}
+    now = {"data": {"pairs": {"crop_size": 64, "cache_dir": "b", "side_px_range": None}}, "student": {}}
+    assert config_mismatch(saved, now) == []
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     p = tmp_path / "last.pt"
     save_checkpoint(p, {"step": 1})
