@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import LOG_MAX, LOG_MIN, HDRNet, luminance_histograms
+from students.hdrnet import LOG_MAX, LOG_MIN, HDRNet, with_histograms
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +152,7 @@ class ExportableStudent(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """HDRNet.coefficients: low-res ``[B,3,L,L]`` -> grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        gfeat = self.global_conv(feat).flatten(1)
-        lfeat = feat
-        if self.stats_bins > 0:  # hdrnet.luminance_histograms as extra inputs
-            cell_hist, image_hist = luminance_histograms(low, self.stats_bins, feat.shape[-1])
-            gfeat = torch.cat([gfeat, image_hist], 1)
-            lfeat = torch.cat([feat, cell_hist], 1)
+        gfeat, lfeat = with_histograms(low, self.global_conv(feat).flatten(1), feat, self.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, gh, gw = fused.shape[0], fused.shape[2], fused.shape[3]

@@ -85,6 +85,16 @@ def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torc
     return hist, hist.mean((2, 3))
 
 
+def with_histograms(low: torch.Tensor, global_feat: torch.Tensor, local_feat: torch.Tensor,
+                    bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The global ``[B,C']`` and local ``[B,C,G,G]`` features, each with its luminance histogram appended
+    when ``bins > 0`` (``stats_bins``); unchanged otherwise. Shared with the exported student."""
+    if bins <= 0:
+        return global_feat, local_feat
+    cell_hist, image_hist = luminance_histograms(low, bins, local_feat.shape[-1])
+    return torch.cat([global_feat, image_hist], 1), torch.cat([local_feat, cell_hist], 1)
+
+
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``x [B,C,H,W]`` at pixels ``(rows, cols) [B,N]`` -> ``[B,C,N]``."""
     b, c, h, w = x.shape
@@ -144,12 +154,7 @@ class HDRNet(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """Low-res image ``[B,3,L,L]`` -> bilateral grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        gfeat = self.global_conv(feat).flatten(1)
-        lfeat = feat
-        if self.cfg.stats_bins:
-            cell_hist, image_hist = luminance_histograms(low, self.cfg.stats_bins, feat.shape[-1])
-            gfeat = torch.cat([gfeat, image_hist], 1)
-            lfeat = torch.cat([feat, cell_hist], 1)
+        gfeat, lfeat = with_histograms(low, self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, _, gh, gw = fused.shape
