@@ -277,6 +277,26 @@ def default_split() -> tuple[list[str], list[str]]:
     return [n for n in EMBEDDED_NAMES if n not in HELDOUT_NAMES], list(HELDOUT_NAMES)
 
 
+class ConcatSource(Sequence):
+    """Several sources as one sequence (e.g. the embedded photos plus dead-leaves images)."""
+
+    def __init__(self, sources: Sequence):
+        self.sources = list(sources)
+        if not self.sources or any(len(s) == 0 for s in self.sources):
+            raise ValueError("ConcatSource: needs one or more non-empty sources")
+        self._ends = np.cumsum([len(s) for s in self.sources])
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def __getitem__(self, i: int) -> SourceImage:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"ConcatSource: index {i} out of range for {len(self)} images")
+        i %= len(self)
+        k = int(np.searchsorted(self._ends, i, side="right"))
+        return self.sources[k][i - (int(self._ends[k - 1]) if k else 0)]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Factory
 # ----------------------------------------------------------------------------------------------------------

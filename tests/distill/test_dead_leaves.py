@@ -1,9 +1,9 @@
-"""distill/dead_leaves.py: synthetic dead-leaves training images and ConcatSource."""
+"""distill/dead_leaves.py: synthetic dead-leaves training images; mixing them with photos (sources.ConcatSource)."""
 import numpy as np
 import pytest
 
-from distill.dead_leaves import ConcatSource, DeadLeavesSource, dead_leaves
-from distill.sources import EmbeddedSource
+from distill.dead_leaves import DeadLeavesSource, dead_leaves
+from distill.sources import ConcatSource, EmbeddedSource
 
 
 def test_items_are_deterministic_linear_and_in_range():
