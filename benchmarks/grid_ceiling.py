@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 
 from distill.metrics import psnr
 from distill.pairs import image_pair
+from distill.train import lr_factor
 from students.grid import apply_coeffs, identity_grid, slice_grid
 from students.hdrnet import HDRNet, encode_input
 
@@ -26,10 +27,11 @@ def fit(x, y, gs, gd, steps, encoding):
     xe = encode_input(x, encoding)
     grid = torch.nn.Parameter(identity_grid(1, gd, gs, gs).clone())
     gparams = [net.ccm, net.ccm_bias, net.shifts, net.slopes, net.mix, net.mix_bias]
-    opt = torch.optim.Adam([{"params": [grid], "lr": 2e-2}, {"params": gparams, "lr": 2e-3}])
+    base_lrs = (2e-2, 2e-3)
+    opt = torch.optim.Adam([{"params": [grid], "lr": base_lrs[0]}, {"params": gparams, "lr": base_lrs[1]}])
     for i in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = g.setdefault("lr0", g["lr"]) * (0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(i / steps * 3.14159)).item()))
+        for g, lr in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr * lr_factor(i, steps, "cosine", floor=0.05)
         out = apply_coeffs(slice_grid(grid, net.guide(xe)), xe)
         loss = ((out - y) ** 2).mean()
         opt.zero_grad()
