@@ -93,13 +93,15 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, teacher, what: str) -> None:
 
 
 class PairCache:
-    """Atomic on-disk store of pairs: ``<dir>/<teacher-key>/<image-hash>/<augment>.npz``.
+    """Atomic on-disk store of pairs: ``<dir>/<teacher-key>/<crop-size>px/<image-hash>/<augment>.npz``.
 
+    The augmentation key names the crop in source pixels, not the size it is resized to: the crop size
+    is part of the path, so pairs made at another size are never read back.
     Stored as float16 (a quarter of float32's disk; relative error 5e-4, far below what training resolves).
     """
 
-    def __init__(self, root: str | os.PathLike, teacher_key: str):
-        self.dir = Path(root) / teacher_key
+    def __init__(self, root: str | os.PathLike, teacher_key: str, crop_size: int):
+        self.dir = Path(root) / teacher_key / f"{int(crop_size)}px"
 
     def path(self, image_hash: str, aug_key: str) -> Path:
         return self.dir / image_hash / f"{aug_key}.npz"
@@ -153,7 +155,7 @@ class PairDataset(Dataset):
             raise ValueError(f"PairDataset: side_px_range must be [lo, hi] with 0 < lo <= hi, got {side_px_range}")
         self.seed = int(seed)
         self.teacher_key = identity_key(teacher_identity(teacher))
-        self.cache = PairCache(cache_dir, self.teacher_key) if cache_dir else None
+        self.cache = PairCache(cache_dir, self.teacher_key, self.crop_size) if cache_dir else None
         self._images: dict[int, tuple[np.ndarray, str]] = {}
         self.cache_hits = 0
 
@@ -189,8 +191,7 @@ class PairDataset(Dataset):
         aug = self.augment_for(idx)
         if self.cache is not None:
             hit = self.cache.load(image_hash, aug.key())
-            # The key does not hold crop_size: a pair cached at another size is a miss (recomputed, replaced).
-            if hit is not None and hit[0].shape[-2:] == (self.crop_size, self.crop_size):
+            if hit is not None:
                 self.cache_hits += 1
                 return torch.from_numpy(hit[0]), torch.from_numpy(hit[1])
         lin = torch.from_numpy(apply_augment(linear, aug, self.crop_size)).permute(2, 0, 1)[None]

@@ -49,10 +49,13 @@ def test_pairs_are_teacher_outputs_and_cache_round_trips(tmp_path):
     ds3 = PairDataset(_source(), GammaCurve(0.8), crop_size=32, crops_per_image=3, cache_dir=tmp_path)
     ds3[4]
     assert ds3.cache_hits == 0 and len(list(tmp_path.rglob("*.npz"))) == 2
-    # another crop size never reads a pair cached at this size (the cache key holds the crop, not the size)
+    # another crop size never reads a pair cached at this size (the augment key names the crop, not the
+    # size it is resized to), neither when training nor when pre-generating (`hdr-distill pairs`)
     ds4 = PairDataset(_source(), t, crop_size=24, crops_per_image=3, cache_dir=tmp_path)
+    assert ds4.ensure_cached(4) is True
     x4, _ = ds4[4]
-    assert x4.shape == (3, 24, 24) and ds4.cache_hits == 0
+    assert x4.shape == (3, 24, 24) and ds4.cache_hits == 1
+    assert PairDataset(_source(), t, crop_size=32, crops_per_image=3, cache_dir=tmp_path)[4][0].shape == (3, 32, 32)
 
 
 def test_bad_teacher_output_is_refused():
