@@ -220,6 +220,16 @@ def test_area_downsample_matches_lowres_copy(isa, h, w, encoding):
     np.testing.assert_allclose(fused.area_downsample(u8, 256, "hwc", encoding), ref8, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("size", [1, 3, 61, 130])
+def test_area_downsample_sizes_not_multiple_of_four(isa, size):
+    # The horizontal pass sums four output columns at a time; the remainder takes a scalar loop.
+    # Windows of up to 100x173 pixels: float32 sums in another order than torch's differ by ~3e-6.
+    x = torch.rand(3, 300, 517, generator=torch.Generator().manual_seed(size))
+    ref = hwc(lowres_copy(x[None], size)[0])
+    np.testing.assert_allclose(fused.area_downsample(x, size, "chw"), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fused.area_downsample(hwc(x), size, "hwc"), ref, atol=1e-5, rtol=0)
+
+
 def test_area_downsample_rejects_small_images():
     with pytest.raises(ValueError, match="smaller than"):
         fused.area_downsample(np.zeros((100, 300, 3), np.float32), 256)
