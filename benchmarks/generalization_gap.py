@@ -1,16 +1,16 @@
-"""Seen vs unseen: a trained student's PSNR on its training photos and on the held-out ones, whole images.
+"""Seen vs unseen: a trained student's PSNR on its training images and on the held-out ones, whole images.
 
 With ``grid_ceiling.py`` this tells the three limits of a student apart:
-  ceiling (free grid per image)  >>  training photos   -> the network under-fits (capacity, steps)
-  training photos                >>  held-out photos   -> it does not generalise (data)
+  ceiling (free grid per image)  >>  training images   -> the network under-fits (capacity, steps)
+  training images                >>  held-out images   -> it does not generalise (data)
 Every image is run whole at its native size, and also shrunk so that its short side is 256 and 384 px
 (the teacher recomputed at that size): a gap that closes at small sizes points at scale, not content.
 
-    python benchmarks/generalization_gap.py runs/ll/checkpoints/last.pt [names=astronaut,chelsea,coffee]
+    python benchmarks/generalization_gap.py runs/ll/checkpoints/last.pt [max_seen=16] [leaves=1]
 
-Names default to the checkpoint's training photos (its config's EmbeddedSource entries, held-out excluded)
-plus the held-out set. Synthetic training images (dead leaves, HDR scenes) are not listed: they are
-training data the student has seen at their native size already.
+The images come from the checkpoint's own data config (``data.train`` and ``data.val``), so HDR students
+are measured on the synthetic HDR scenes they trained on. Dead-leaves images are skipped unless
+``leaves=1`` (they are not photographs, and the question is how photos generalise).
 """
 from __future__ import annotations
 
@@ -19,32 +19,26 @@ import sys
 import cv2
 import numpy as np
 import torch
+from hydra.utils import instantiate
 
 from distill.checkpoint import build_student, build_teacher, load_checkpoint
 from distill.pairs import image_pair
-from distill.sources import EMBEDDED_GREY_NAMES, EMBEDDED_NAMES, HELDOUT_NAMES, EmbeddedSource
 from distill.train import psnr_tensor
 
 SHORT_SIDES = (256, 384, None)  # None: native size
 
 
-def training_names(cfg: dict) -> list[str]:
-    """Embedded photos the checkpoint trained on, found in its data config (nested ConcatSource included)."""
-    found: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if str(node.get("_target_", "")).endswith("EmbeddedSource"):
-                names = node.get("names") or (EMBEDDED_NAMES + (EMBEDDED_GREY_NAMES if node.get("include_grey") else ()))
-                found.extend(n for n in names if n not in set(node.get("exclude") or ()))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(cfg.get("data", {}).get("train", {}))
-    return list(dict.fromkeys(found))
+def pick(source, limit: int | None = None, skip_prefix: str | None = "leaves_") -> list:
+    """Items of ``source`` in order, skipping names that start with ``skip_prefix``, at most ``limit``."""
+    items = []
+    for i in range(len(source)):
+        if limit is not None and len(items) >= limit:
+            break
+        item = source[i]
+        if skip_prefix and item.name.startswith(skip_prefix):
+            continue
+        items.append(item)
+    return items
 
 
 def resize_short(linear: np.ndarray, short: int | None) -> np.ndarray:
@@ -63,23 +57,22 @@ def main(argv: list[str]) -> int:
     ckpt = load_checkpoint(argv[0])
     opts = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
     student, teacher = build_student(ckpt).eval(), build_teacher(ckpt)
-    seen = training_names(ckpt.get("config", {}))
-    names = opts["names"].split(",") if "names" in opts else seen + [n for n in HELDOUT_NAMES if n not in seen]
-    src = EmbeddedSource(names=names, include_grey=True)
-    print(f"{'image':22s} {'':8s} " + " ".join(f"{'native' if s is None else f'short {s}':>10s}" for s in SHORT_SIDES))
-    groups: dict[str, list[float]] = {"seen": [], "held-out": []}
-    for i in range(len(src)):
-        item = src[i]
-        row = []
-        for short in SHORT_SIDES:
-            x, y = image_pair(teacher, resize_short(item.linear, short))
-            row.append(psnr_tensor(student(x), y))
-        kind = "seen" if item.name in seen else "held-out"
-        groups[kind].append(row[-1])
-        print(f"{item.name:22s} {kind:8s} " + " ".join(f"{v:7.2f} dB" for v in row), flush=True)
-    for kind, vals in groups.items():
-        if vals:
-            print(f"mean native PSNR, {kind}: {np.mean(vals):.2f} dB over {len(vals)} image(s)")
+    data = ckpt["config"]["data"]
+    skip = None if opts.get("leaves") == "1" else "leaves_"
+    groups = {"seen": pick(instantiate(data["train"]), int(opts.get("max_seen", 16)), skip),
+              "held-out": pick(instantiate(data["val"]), None, None)}
+    print(f"{'image':26s} {'':8s} " + " ".join(f"{'native' if s is None else f'short {s}':>10s}" for s in SHORT_SIDES))
+    for kind, items in groups.items():
+        native = []
+        for item in items:
+            row = []
+            for short in SHORT_SIDES:
+                x, y = image_pair(teacher, resize_short(item.linear, short))
+                row.append(psnr_tensor(student(x), y))
+            native.append(row[-1])
+            print(f"{item.name:26s} {kind:8s} " + " ".join(f"{v:7.2f} dB" for v in row), flush=True)
+        if native:
+            print(f"mean native PSNR, {kind}: {np.mean(native):.2f} dB over {len(native)} image(s)")
     return 0
 
 

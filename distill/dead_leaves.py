@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from distill.sources import SourceImage
+from distill.sources import ConcatSource, SourceImage  # noqa: F401 (ConcatSource: configs written before it moved)
 
 
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:

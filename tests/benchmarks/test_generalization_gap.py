@@ -1,24 +1,15 @@
-from benchmarks.generalization_gap import resize_short, training_names
-from distill.sources import EMBEDDED_GREY_NAMES, EMBEDDED_NAMES, HELDOUT_NAMES
-
 import numpy as np
 
-
-def test_training_names_walks_nested_sources_and_drops_excluded():
-    cfg = {"data": {"train": {"_target_": "distill.sources.ConcatSource", "sources": [
-        {"_target_": "distill.sources.EmbeddedSource", "names": None, "exclude": list(HELDOUT_NAMES),
-         "include_grey": True},
-        {"_target_": "distill.dead_leaves.DeadLeavesSource", "count": 4},
-    ]}}}
-    names = training_names(cfg)
-    assert names == [n for n in EMBEDDED_NAMES + EMBEDDED_GREY_NAMES if n not in HELDOUT_NAMES]
+from benchmarks.generalization_gap import pick, resize_short
+from distill.dead_leaves import DeadLeavesSource
+from distill.sources import ConcatSource, EmbeddedSource
 
 
-def test_training_names_explicit_list_and_hdr_wrapper():
-    cfg = {"data": {"train": {"_target_": "distill.hdr_synth.SyntheticHDRSource", "base_source": {
-        "_target_": "distill.sources.EmbeddedSource", "names": ["astronaut", "chelsea"], "exclude": ["chelsea"]}}}}
-    assert training_names(cfg) == ["astronaut"]
-    assert training_names({}) == []
+def test_pick_skips_dead_leaves_and_limits():
+    src = ConcatSource([DeadLeavesSource(count=2, size=32), EmbeddedSource(names=["chelsea", "astronaut"])])
+    assert [i.name for i in pick(src)] == ["chelsea", "astronaut"]
+    assert [i.name for i in pick(src, limit=1)] == ["chelsea"]
+    assert [i.name for i in pick(src, skip_prefix=None)] == ["leaves_0000", "leaves_0001", "chelsea", "astronaut"]
 
 
 def test_resize_short_keeps_aspect():
