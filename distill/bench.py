@@ -142,7 +142,8 @@ def time_interleaved(methods: dict[str, Callable[[], Any]], repeats: int, warmup
     Timing one method's block after another lets a drift in machine state (another process, clocks) land
     on one method only; alternating spreads it over all of them, so their ratio is fair. Bursts keep each
     method warm, as a pipeline calling it frame after frame would: only a burst's first call follows
-    another method's (cold caches, sleeping threads), and the median sets it aside. A method leaves after
+    another method's (cold caches, sleeping threads). That call stays in the sample (one in ``burst``), and
+    the median is robust to it, though not blind: it is charged to every method alike. A method leaves after
     ``repeats`` runs, or after ``budget_s`` of its own time once it has 3 runs.
     """
     for fn in methods.values():
