@@ -6,7 +6,12 @@ With ``grid_ceiling.py`` this tells the three limits of a student apart:
 Every image is run whole at its native size, and also shrunk so that its short side is 256 and 384 px
 (the teacher recomputed at that size): a gap that closes at small sizes points at scale, not content.
 
-    python benchmarks/generalization_gap.py runs/ll/checkpoints/last.pt [max_seen=16] [leaves=1]
+    python benchmarks/generalization_gap.py runs/ll/checkpoints/last.pt [max_seen=16] [leaves=1] [squares=1]
+
+``squares=1`` also runs the left, centre and right squares (side = the short side) of each image, teacher
+recomputed on each: training crops are square, so a student that does much better on the squares than on
+the whole image is paying for the aspect ratio (its low-res copy squashes a 2:3 image to 256x256). For
+teachers that set exposure from whole-image statistics a square is a different exposure, not a clean test.
 
 The images come from the checkpoint's own data config (``data.train`` and ``data.val``), so HDR students
 are measured on the synthetic HDR scenes they trained on. Dead-leaves images are skipped unless
@@ -41,6 +46,15 @@ def pick(source, limit: int | None = None, skip_prefix: str | None = "leaves_") 
     return items
 
 
+def square_crops(linear: np.ndarray) -> dict[str, np.ndarray]:
+    """Left / centre / right (or top / centre / bottom) squares of side ``min(H, W)``."""
+    h, w = linear.shape[:2]
+    s = min(h, w)
+    if w >= h:
+        return {"left": linear[:, :s], "centre": linear[:, (w - s) // 2:(w - s) // 2 + s], "right": linear[:, w - s:]}
+    return {"top": linear[:s], "centre": linear[(h - s) // 2:(h - s) // 2 + s], "bottom": linear[h - s:]}
+
+
 def resize_short(linear: np.ndarray, short: int | None) -> np.ndarray:
     if short is None:
         return linear
@@ -70,7 +84,12 @@ def main(argv: list[str]) -> int:
                 x, y = image_pair(teacher, resize_short(item.linear, short))
                 row.append(psnr_tensor(student(x), y))
             native.append(row[-1])
-            print(f"{item.name:26s} {kind:8s} " + " ".join(f"{v:7.2f} dB" for v in row), flush=True)
+            line = f"{item.name:26s} {kind:8s} " + " ".join(f"{v:7.2f} dB" for v in row)
+            if opts.get("squares") == "1":
+                sq = {n: psnr_tensor(student(x), y) for n, (x, y) in
+                      ((n, image_pair(teacher, np.ascontiguousarray(c))) for n, c in square_crops(item.linear).items())}
+                line += "   squares: " + " / ".join(f"{n} {v:.2f}" for n, v in sq.items())
+            print(line, flush=True)
         if native:
             print(f"mean native PSNR, {kind}: {np.mean(native):.2f} dB over {len(native)} image(s)")
     return 0

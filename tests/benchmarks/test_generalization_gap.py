@@ -1,6 +1,6 @@
 import numpy as np
 
-from benchmarks.generalization_gap import pick, resize_short
+from benchmarks.generalization_gap import pick, resize_short, square_crops
 from distill.dead_leaves import DeadLeavesSource
 from distill.sources import ConcatSource, EmbeddedSource
 
@@ -16,3 +16,13 @@ def test_resize_short_keeps_aspect():
     x = np.zeros((400, 600, 3), np.float32)
     assert resize_short(x, 256).shape == (256, 384, 3)
     assert resize_short(x, None) is x
+
+
+def test_square_crops_cover_both_ends():
+    x = np.arange(4 * 10, dtype=np.float32).reshape(4, 10, 1).repeat(3, 2)
+    sq = square_crops(x)
+    assert list(sq) == ["left", "centre", "right"]
+    assert all(v.shape == (4, 4, 3) for v in sq.values())
+    assert sq["left"][0, 0, 0] == 0 and sq["right"][0, -1, 0] == 9 and sq["centre"][0, 0, 0] == 3
+    tall = square_crops(x.transpose(1, 0, 2))
+    assert list(tall) == ["top", "centre", "bottom"] and tall["bottom"][-1, 0, 0] == 9
