@@ -9,9 +9,9 @@ Every image is run whole at its native size, and also shrunk so that its short s
     python benchmarks/generalization_gap.py runs/ll/checkpoints/last.pt [max_seen=16] [leaves=1] [squares=1]
 
 ``squares=1`` also runs the left, centre and right squares (side = the short side) of each image, teacher
-recomputed on each: training crops are square, so a student that does much better on the squares than on
-the whole image is paying for the aspect ratio (its low-res copy squashes a 2:3 image to 256x256). For
-teachers that set exposure from whole-image statistics a square is a different exposure, not a clean test.
+recomputed on each. A square differs from the whole image in shape (the student's low-res copy squashes a
+2:3 image) and in extent (the teacher's coarsest pyramid levels, whole-image exposure statistics): a student
+that does much better on the squares is failing on one of those, not on the content.
 
 The images come from the checkpoint's own data config (``data.train`` and ``data.val``), so HDR students
 are measured on the synthetic HDR scenes they trained on. Dead-leaves images are skipped unless
