@@ -63,6 +63,12 @@ def resize_short(linear: np.ndarray, short: int | None) -> np.ndarray:
     return cv2.resize(linear, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
+def score(student, teacher, linear: np.ndarray) -> float:
+    """PSNR of the student against the teacher on one whole image."""
+    x, y = image_pair(teacher, linear)
+    return psnr_tensor(student(x), y)
+
+
 @torch.inference_mode()
 def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
@@ -79,15 +85,11 @@ def main(argv: list[str]) -> int:
     for kind, items in groups.items():
         native = []
         for item in items:
-            row = []
-            for short in SHORT_SIDES:
-                x, y = image_pair(teacher, resize_short(item.linear, short))
-                row.append(psnr_tensor(student(x), y))
+            row = [score(student, teacher, resize_short(item.linear, short)) for short in SHORT_SIDES]
             native.append(row[-1])
             line = f"{item.name:26s} {kind:8s} " + " ".join(f"{v:7.2f} dB" for v in row)
             if opts.get("squares") == "1":
-                sq = {n: psnr_tensor(student(x), y) for n, (x, y) in
-                      ((n, image_pair(teacher, np.ascontiguousarray(c))) for n, c in square_crops(item.linear).items())}
+                sq = {n: score(student, teacher, c) for n, c in square_crops(item.linear).items()}
                 line += "   squares: " + " / ".join(f"{n} {v:.2f}" for n, v in sq.items())
             print(line, flush=True)
         if native:
