@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test bench report clean
+.PHONY: help setup demo test bench report photos clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ bench: setup ## student vs all teachers, 0.25-12 MP, memory (~12 min; ARGS="teac
 
 report: setup ## fidelity report for a checkpoint (ARGS='checkpoint=...'; default: the demo's)
 	$(VENV)/bin/hdr-distill report $(ARGS)
+
+photos: setup ## 57 training photos from Debian packages into .cache/photos (~320 MB download, once; data=photos_leaves)
+	$(PY) -m distill.photo_set --dest .cache/photos $(ARGS)
 
 clean: ## remove build products and outputs (keeps .venv; rm -rf .venv to reinstall)
 	rm -rf build *.egg-info students/_lib outputs multirun demo_out .pytest_cache

@@ -1,0 +1,61 @@
+"""make photos: picking, shrinking and the manifest, on a fake unpacked package tree (no download)."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from distill import photo_set
+from distill.photo_set import Pick, collect, is_complete
+
+
+def _img(path, w, h, value=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(value)
+    assert cv2.imwrite(str(path), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def test_collect_shrinks_picks_the_largest_wallpaper_and_reports_missing(tmp_path):
+    root, dest = tmp_path / "root", tmp_path / "photos"
+    _img(root / "usr/share/backgrounds/a.jpg", 200, 100)
+    _img(root / "usr/share/wallpapers/W/contents/images/640x480.png", 64, 48, 1)
+    _img(root / "usr/share/wallpapers/W/contents/images/1280x960.png", 128, 96, 2)  # the larger file
+    (root / "usr/share/doc/pkg-a/copyright").parent.mkdir(parents=True)
+    (root / "usr/share/doc/pkg-a/copyright").write_text("GPL-2+")
+    picks = [Pick("pkg-a", "usr/share/backgrounds/a.jpg", "a"),
+             Pick("pkg-w", "usr/share/wallpapers/W/contents/images", "w"),
+             Pick("pkg-a", "usr/share/backgrounds/gone.jpg", "gone")]
+    m = collect(root, dest, picks, max_side=40)
+
+    a = cv2.imread(str(dest / "a.png"))
+    assert a.shape == (20, 40, 3)  # 200x100 -> longer side 40, aspect kept
+    w = cv2.imread(str(dest / "w.png"))
+    assert w.shape == (30, 40, 3)  # from the 128x96 file, not the 64x48 one
+    assert [p["source"] for p in m["photos"]] == ["usr/share/backgrounds/a.jpg",
+                                                  "usr/share/wallpapers/W/contents/images/1280x960.png"]
+    assert m["missing"] == ["pkg-a:usr/share/backgrounds/gone.jpg"]
+    assert (dest / "LICENSES/pkg-a.copyright").read_text() == "GPL-2+"
+    assert json.loads((dest / "MANIFEST.json").read_text()) == m
+    assert not is_complete(dest, 40)  # a pick is missing: `make photos` would try again
+
+
+def test_small_images_are_not_enlarged_and_completeness_is_checked(tmp_path):
+    root, dest = tmp_path / "root", tmp_path / "photos"
+    _img(root / "x/small.png", 30, 20)
+    collect(root, dest, [Pick("p", "x/small.png", "small")], max_side=768)
+    assert cv2.imread(str(dest / "small.png")).shape == (20, 30, 3)
+    assert is_complete(dest, 768)
+    assert not is_complete(dest, 512)  # another size asked for
+    (dest / "small.png").unlink()
+    assert not is_complete(dest, 768)
+
+
+def test_missing_apt_get_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(photo_set.shutil, "which", lambda cmd: None)
+    with pytest.raises(SystemExit, match="'apt-get' not found.*data=folder"):
+        photo_set.download_and_extract(["mate-backgrounds"], tmp_path)
+
+
+def test_the_pick_list_names_each_output_once():
+    names = [p.name for p in photo_set.PICKS]
+    assert len(names) == len(set(names)) == 57
