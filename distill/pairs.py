@@ -127,7 +127,11 @@ class PairDataset(Dataset):
     Args:
         source: sequence of objects with ``.name``, ``.linear`` ([H,W,3] float32 linear) and ``.content_hash()``.
         teacher: a Teacher (see distill.protocols).
-        crop_size: side S of the square training crops.
+        crop_size: side S of the square training crops, or a list of sides: each batch then uses one of
+            them, drawn per step. Operators whose pyramid depth follows the image size (the local
+            Laplacian's automatic depth) treat a 256-px crop and a 640-px photo differently even at the same
+            content; a spread of sizes shows the student more of them. Every size shares one augmentation
+            pool (the same crop boxes, resized to each side).
         crops_per_image: size of each image's fixed augmentation pool.
         scale_range: crop side as a fraction of the image's short side (crops are resized to S); large crops
             keep the low-res network's view close to the whole-image view it gets at inference.
@@ -147,7 +151,11 @@ class PairDataset(Dataset):
         if len(source) == 0:
             raise ValueError("PairDataset: the training source holds no images")
         self.source, self.teacher = source, teacher
-        self.crop_size, self.crops_per_image = int(crop_size), int(crops_per_image)
+        sizes = [crop_size] if isinstance(crop_size, (int, float, str)) else list(crop_size)
+        self.crop_sizes = [int(v) for v in sizes]
+        if not self.crop_sizes or min(self.crop_sizes) < 16 or len(set(self.crop_sizes)) != len(self.crop_sizes):
+            raise ValueError(f"PairDataset: crop_size must be a side >= 16 or a list of distinct ones, got {crop_size}")
+        self.crop_size, self.crops_per_image = self.crop_sizes[0], int(crops_per_image)
         self.scale_range, self.flips, self.exposure_stops = tuple(scale_range), flips, float(exposure_stops)
         self.saturation_range, self.tint_stops = tuple(saturation_range), float(tint_stops)
         self.side_px_range = None if side_px_range is None else tuple(float(v) for v in side_px_range)
@@ -155,12 +163,22 @@ class PairDataset(Dataset):
             raise ValueError(f"PairDataset: side_px_range must be [lo, hi] with 0 < lo <= hi, got {side_px_range}")
         self.seed = int(seed)
         self.teacher_key = identity_key(teacher_identity(teacher))
-        self.cache = PairCache(cache_dir, self.teacher_key, self.crop_size) if cache_dir else None
+        self.caches = [PairCache(cache_dir, self.teacher_key, c) for c in self.crop_sizes] if cache_dir else None
         self._images: dict[int, tuple[np.ndarray, str]] = {}
         self.cache_hits = 0
 
-    def __len__(self) -> int:
+    @property
+    def pairs_per_size(self) -> int:
         return len(self.source) * self.crops_per_image
+
+    def __len__(self) -> int:
+        """All pairs: index ``i`` is pool entry ``i % pairs_per_size`` at size ``crop_sizes[i // pairs_per_size]``."""
+        return self.pairs_per_size * len(self.crop_sizes)
+
+    @property
+    def cache(self) -> PairCache | None:
+        """The cache of the first (or only) crop size."""
+        return self.caches[0] if self.caches else None
 
     def _image(self, idx: int):
         if idx not in self._images:
@@ -169,7 +187,7 @@ class PairDataset(Dataset):
         return self._images[idx]
 
     def augment_for(self, idx: int) -> Augment:
-        img_idx, k = divmod(idx, self.crops_per_image)
+        img_idx, k = divmod(idx % self.pairs_per_size, self.crops_per_image)
         linear, _ = self._image(img_idx)
         rng = np.random.default_rng([self.seed, img_idx, k])
         return draw_augment(*linear.shape[:2], rng, self.scale_range, self.flips, self.exposure_stops,
@@ -177,43 +195,56 @@ class PairDataset(Dataset):
 
     def ensure_cached(self, idx: int) -> bool:
         """Compute and store pair ``idx`` unless the cache has it; True if it was computed."""
-        if self.cache is None:
+        if self.caches is None:
             raise ValueError("PairDataset.ensure_cached needs a cache_dir")
-        _, image_hash = self._image(idx // self.crops_per_image)
-        if self.cache.path(image_hash, self.augment_for(idx).key()).exists():
+        size_idx, base = divmod(idx, self.pairs_per_size)
+        _, image_hash = self._image(base // self.crops_per_image)
+        if self.caches[size_idx].path(image_hash, self.augment_for(idx).key()).exists():
             return False
         self[idx]
         return True
 
     def __getitem__(self, idx: int):
-        img_idx = idx // self.crops_per_image
+        size_idx, base = divmod(idx, self.pairs_per_size)
+        img_idx = base // self.crops_per_image
         linear, image_hash = self._image(img_idx)
         aug = self.augment_for(idx)
-        if self.cache is not None:
-            hit = self.cache.load(image_hash, aug.key())
+        cache = self.caches[size_idx] if self.caches else None
+        if cache is not None:
+            hit = cache.load(image_hash, aug.key())
             if hit is not None:
                 self.cache_hits += 1
                 return torch.from_numpy(hit[0]), torch.from_numpy(hit[1])
-        lin = torch.from_numpy(apply_augment(linear, aug, self.crop_size)).permute(2, 0, 1)[None]
+        lin = torch.from_numpy(apply_augment(linear, aug, self.crop_sizes[size_idx])).permute(2, 0, 1)[None]
         x = to_space(lin, self.teacher.input_space)
         x, y = run_teacher(self.teacher, x)
         _check_pair(x, y, self.teacher, f"crop {aug.key()} of image '{getattr(self.source[img_idx], 'name', img_idx)}'")
         x, y = x[0].contiguous().float(), y[0].contiguous().float()
-        if self.cache is not None:
-            self.cache.store(image_hash, aug.key(), x.numpy(), y.numpy())
+        if cache is not None:
+            cache.store(image_hash, aug.key(), x.numpy(), y.numpy())
         return x, y
 
 
 class StepBatchSampler(Sampler):
-    """Batches indexed by step: batch s is a pure function of (seed, s), so a resumed run sees the same data."""
+    """Batches indexed by step: batch s is a pure function of (seed, s), so a resumed run sees the same data.
 
-    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, total_steps: int):
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+    With ``groups > 1`` the ``n`` indices form that many equal, consecutive groups (one per crop size) and
+    each batch is drawn from one group, chosen per step: a batch's crops then stack into one tensor.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, total_steps: int, groups: int = 1):
+        if groups < 1 or n % groups:
+            raise ValueError(f"StepBatchSampler: {n} indices do not split into {groups} equal groups")
+        self.n, self.batch_size, self.seed, self.groups = n, batch_size, seed, groups
         self.start_step, self.total_steps = start_step, total_steps
 
     def batch(self, step: int) -> list[int]:
         rng = np.random.default_rng([self.seed, 7919, step])
-        return rng.choice(self.n, size=self.batch_size, replace=self.batch_size > self.n).tolist()
+        if self.groups == 1:  # the original stream: runs and caches from before groups stay identical
+            return rng.choice(self.n, size=self.batch_size, replace=self.batch_size > self.n).tolist()
+        per = self.n // self.groups
+        g = int(rng.integers(self.groups))
+        return (g * per + rng.choice(per, size=self.batch_size, replace=self.batch_size > per)).tolist()
 
     def __iter__(self):
         for s in range(self.start_step, self.total_steps):

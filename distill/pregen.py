@@ -66,7 +66,8 @@ def run(cfg: DictConfig) -> dict:
     wall = time.perf_counter() - t0
     summary = {"shard": shard, "num_shards": n, "pairs": len(indices), "computed": made,
                "already_cached": len(indices) - made, "wall_time_s": round(wall, 2),
-               "pairs_per_s": round(made / wall, 2) if wall > 0 else None, "cache": str(pairs.cache.dir)}
+               "pairs_per_s": round(made / wall, 2) if wall > 0 else None,
+               "cache": ", ".join(str(c.dir) for c in pairs.caches)}
     log.info("shard %d/%d: %d pairs (%d computed, %d already cached) in %.1f s -> %s", shard, n, len(indices),
-             made, len(indices) - made, wall, pairs.cache.dir)
+             made, len(indices) - made, wall, summary["cache"])
     return summary

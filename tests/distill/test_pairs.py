@@ -99,3 +99,33 @@ def test_side_px_range_sets_crop_side_in_pixels_whatever_the_image_size():
         assert max(sides) - min(sides) > 50  # drawn from the range, not a constant
     # A range above the image's short side clips to the whole short side.
     assert draw_augment(100, 120, np.random.default_rng(0), side_px_range=(192, 384)).side == 100
+
+
+def test_several_crop_sizes_share_one_augmentation_pool(tmp_path):
+    t = GammaCurve(0.5)
+    ds = PairDataset(_source(), t, crop_size=[16, 24], crops_per_image=3, cache_dir=tmp_path)
+    assert len(ds) == 2 * 2 * 3 and ds.pairs_per_size == 6
+    x16, y16 = ds[4]
+    x24, y24 = ds[6 + 4]  # pool entry 4 at the second size
+    assert x16.shape == (3, 16, 16) and x24.shape == (3, 24, 24)
+    assert ds.augment_for(4) == ds.augment_for(10)
+    assert torch.allclose(y24, t(x24[None])[0])
+    # the same crop box at both sizes: the larger one, shrunk, is the smaller one
+    shrunk = torch.nn.functional.interpolate(x24[None], size=16, mode="area")[0]
+    assert (shrunk - x16).abs().mean() < 0.05
+    # each size has its own cache folder; a single-size dataset reads the same files
+    assert {p.parent.parent.name for p in tmp_path.rglob("*.npz")} == {"16px", "24px"}
+    one = PairDataset(_source(), t, crop_size=24, crops_per_image=3, cache_dir=tmp_path)
+    assert torch.allclose(one[4][0], x24, atol=1e-3) and one.cache_hits == 1
+    with pytest.raises(ValueError, match="distinct"):
+        PairDataset(_source(), t, crop_size=[16, 16])
+
+
+def test_grouped_batches_stay_in_one_group_and_one_group_is_the_old_stream():
+    s = StepBatchSampler(30, 5, seed=1, start_step=0, total_steps=40, groups=3)
+    groups = [{i // 10 for i in b} for b in s]
+    assert all(len(g) == 1 for g in groups)  # a batch never mixes crop sizes
+    assert {next(iter(g)) for g in groups} == {0, 1, 2}  # every size is used
+    assert list(StepBatchSampler(30, 5, 1, 0, 40, groups=1)) == list(StepBatchSampler(30, 5, 1, 0, 40))
+    with pytest.raises(ValueError, match="equal groups"):
+        StepBatchSampler(31, 5, 1, 0, 4, groups=3)
