@@ -41,13 +41,15 @@ def test_train_writes_checkpoint_history_and_summary(tmp_path):
     assert ck["config"]["student"]["_target_"] == "students.hdrnet.HDRNet"
 
 
-def test_resume_gives_identical_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["train.ema_decay=0.9"]], ids=["raw", "ema"])
+def test_resume_gives_identical_weights(tmp_path, monkeypatch, extra):
     """A run interrupted right after its step-3 checkpoint, then resumed, ends bit-identical to an
-    uninterrupted run (same data order, same pixel samples, same LR schedule, Adam state restored)."""
+    uninterrupted run (same data order, same pixel samples, same LR schedule, Adam state restored,
+    and with train.ema_decay the weight average too)."""
     import distill.train as train_mod
 
     a, b = tmp_path / "a", tmp_path / "b"
-    train(_cfg(a, "train.steps=6"))
+    train(_cfg(a, "train.steps=6", *extra))
     real_save = train_mod.save_checkpoint
 
     def save_then_die(path, payload):
@@ -56,14 +58,47 @@ def test_resume_gives_identical_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg(b, "train.steps=6"))
+        train(_cfg(b, "train.steps=6", *extra))
     monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
     assert load_checkpoint(b / "checkpoints" / "last.pt")["step"] == 3
-    train(_cfg(b, "train.steps=6", "train.resume=true"))
-    wa = load_checkpoint(a / "checkpoints" / "last.pt")["state_dict"]
-    wb = load_checkpoint(b / "checkpoints" / "last.pt")["state_dict"]
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert load_checkpoint(b / "checkpoints" / "last.pt")["step"] == 6
+    train(_cfg(b, "train.steps=6", "train.resume=true", *extra))
+    ca, cb = (load_checkpoint(d / "checkpoints" / "last.pt") for d in (a, b))
+    keys = ["state_dict", "train_state_dict"] if extra else ["state_dict"]
+    for key in keys:
+        assert all(torch.equal(ca[key][k], cb[key][k]) for k in ca[key])
+    assert cb["step"] == 6
+    if extra:  # the average is not the last weights
+        assert not torch.equal(ca["state_dict"]["to_grid.weight"], ca["train_state_dict"]["to_grid.weight"])
+
+
+def test_ema_update_and_warmup():
+    from distill.train import ema_decay_at, ema_update
+
+    model, ema = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        ema.weight.fill_(0.0)
+    ema_update(ema, model, 0.75)
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.25))
+    ema_update(ema, model, 0.75)
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.25 + 0.75 * 0.25))
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)  # early: mostly the new weights
+    assert ema_decay_at(0.999, 10**6) == 0.999
+
+
+def test_ema_weights_are_what_is_validated_and_saved(tmp_path):
+    from distill.checkpoint import build_student
+    from distill.pairs import image_pair
+    from distill.sources import EmbeddedSource
+    from distill.train import downscale_max_side, psnr_tensor
+    from teachers.curves import GammaCurve
+
+    s = train(_cfg(tmp_path, "train.steps=6", "train.ema_decay=0.9"))
+    ck = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    x, y = image_pair(GammaCurve(**{k: v for k, v in ck["config"]["teacher"].items() if k != "_target_"}),
+                      downscale_max_side(EmbeddedSource(["coffee"])[0].linear, 96))
+    with torch.no_grad():
+        assert psnr_tensor(build_student(ck)(x), y) == pytest.approx(s["val_psnr_db"], abs=1e-3)
 
 
 def test_resume_with_another_teacher_is_refused(tmp_path):
