@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 
 from distill.atomic import atomic_write, atomic_write_json
+from distill.sources import FolderSource
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ def _picks() -> list[Pick]:
 PICKS = _picks()
 PACKAGES = sorted({p.package for p in PICKS})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class PhotoSetSource(FolderSource):
+    """The photos ``make photos`` wrote, as a training source (``data=photos_leaves``); says how to make
+    them when they are not there yet."""
+
+    def __init__(self, paths: str | Path = ".cache/photos", **kwargs):
+        root = Path(paths)
+        if not root.is_dir() or not any(root.glob("*.png")):
+            raise FileNotFoundError(f"{root}: no photo set here; run `make photos` first "
+                                    f"(or: python -m distill.photo_set --dest {root})")
+        super().__init__(root, **kwargs)
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> None:

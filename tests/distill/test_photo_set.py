@@ -59,3 +59,25 @@ def test_missing_apt_get_is_a_clear_error(tmp_path, monkeypatch):
 def test_the_pick_list_names_each_output_once():
     names = [p.name for p in photo_set.PICKS]
     assert len(names) == len(set(names)) == 57
+
+
+def test_photo_set_source_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make photos"):
+        photo_set.PhotoSetSource(tmp_path / "nowhere")
+    _img(tmp_path / "set" / "a.png", 40, 30)
+    (tmp_path / "set" / "MANIFEST.json").write_text("{}")  # not an image: not a training item
+    src = photo_set.PhotoSetSource(tmp_path / "set")
+    assert len(src) == 1 and src[0].linear.shape == (30, 40, 3)
+
+
+def test_the_photo_configs_compose():
+    from hydra import compose, initialize_config_dir
+
+    from distill.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        ll = compose("config", overrides=["experiment=ll_photos"])
+        hdr = compose("config", overrides=["experiment=ll_tone", "data=synthetic_hdr_photos"])
+    assert ll.data.train.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
+    assert ll.data.train.sources[1].paths == ".cache/photos" and ll.data.pairs.crop_size == 320
+    assert hdr.data.train.base_source.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
