@@ -9,6 +9,7 @@ content hash and the augmentation, and written atomically.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,7 @@ class PairCache:
 
     def __init__(self, root: str | os.PathLike, teacher_key: str, crop_size: int):
         self.dir = Path(root) / teacher_key / f"{int(crop_size)}px"
+        self.write_failed = False
 
     def path(self, image_hash: str, aug_key: str) -> Path:
         return self.dir / image_hash / f"{aug_key}.npz"
@@ -116,9 +118,19 @@ class PairCache:
         except Exception:  # a torn or foreign file: recompute rather than train on it
             return None
 
-    def store(self, image_hash: str, aug_key: str, x: np.ndarray, y: np.ndarray) -> None:
-        atomic_write(self.path(image_hash, aug_key),
-                     lambda tmp: np.savez(tmp, x=x.astype(np.float16), y=y.astype(np.float16)))
+    def store(self, image_hash: str, aug_key: str, x: np.ndarray, y: np.ndarray) -> bool:
+        """Write one pair; False (with one warning per cache) if the disk refuses it. A full disk costs the
+        cache, not the training run: the pair was computed and is used either way."""
+        try:
+            atomic_write(self.path(image_hash, aug_key),
+                         lambda tmp: np.savez(tmp, x=x.astype(np.float16), y=y.astype(np.float16)))
+            return True
+        except OSError as e:
+            if not self.write_failed:
+                warnings.warn(f"pair cache {self.dir}: cannot write ({e}); training goes on without caching "
+                              "new pairs", RuntimeWarning, stacklevel=2)
+            self.write_failed = True
+            return False
 
 
 class PairDataset(Dataset):

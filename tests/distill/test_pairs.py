@@ -129,3 +129,21 @@ def test_grouped_batches_stay_in_one_group_and_one_group_is_the_old_stream():
     assert list(StepBatchSampler(30, 5, 1, 0, 40, groups=1)) == list(StepBatchSampler(30, 5, 1, 0, 40))
     with pytest.raises(ValueError, match="equal groups"):
         StepBatchSampler(31, 5, 1, 0, 4, groups=3)
+
+
+def test_a_full_disk_costs_the_cache_not_the_run(tmp_path, monkeypatch):
+    import errno
+
+    import distill.pairs as pairs_mod
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pairs_mod, "atomic_write", full)
+    t = GammaCurve(0.5)
+    ds = PairDataset(_source(), t, crop_size=16, crops_per_image=2, cache_dir=tmp_path)
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        x, y = ds[1]
+    assert torch.allclose(y, t(x[None])[0])  # the pair is still served
+    x2, _ = ds[2]  # and the next one, warned about once only
+    assert x2.shape == (3, 16, 16) and ds.cache.write_failed and not list(tmp_path.rglob("*.npz"))
