@@ -392,6 +392,16 @@ def _read_raw(path: Path) -> tuple[np.ndarray, dict]:
 WRITE_EXTENSIONS = DISPLAY_EXTENSIONS | HDR_EXTENSIONS
 
 
+def downscale_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image [H,W,C]`` shrunk (area filter) so that its longer side is ``max_side``; returned as is when it
+    already fits or ``max_side`` is None/0. Never enlarges."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 8, encode_srgb: bool = True,
                 jpeg_quality: int = 95) -> Path:
     """Write a float RGB image atomically (temp file in the same folder, then ``os.replace``).

@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 
 from distill.atomic import atomic_write, atomic_write_json
+from distill.io import downscale_max_side
 from distill.sources import FolderSource
 
 
@@ -124,10 +125,7 @@ def collect(root: Path, dest: Path, picks: list[Pick] = PICKS, max_side: int = 7
         if img is None:
             missing.append(f"{pick.package}:{pick.path}")
             continue
-        h, w = img.shape[:2]
-        s = max_side / max(h, w)
-        if s < 1:
-            img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        img = downscale_max_side(img, max_side)
         out = dest / f"{pick.name}.png"
         atomic_write(out, lambda tmp, img=img: _imwrite(tmp, img))
         photos.append({"file": out.name, "package": pick.package, "source": str(src.relative_to(root)),

@@ -40,6 +40,7 @@ from distill import metrics as M
 from distill import plots as P
 from distill.checkpoint import build_student, build_teacher, check_teacher, file_sha256, load_checkpoint
 from distill.color import linear_to_srgb
+from distill.io import downscale_max_side
 from distill.pairs import image_pair
 from distill.protocols import teacher_identity
 
@@ -570,8 +571,6 @@ def run_report(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, images:
     lpips_status = lpips_metric.status if lpips_metric is not None else "LPIPS not computed: disabled (lpips=false)"
 
     # Stage 3: every image through teacher and student, metrics per image.
-    from distill.train import downscale_max_side
-
     def linear_of(i: int):
         item = source[i]
         lin = downscale_max_side(item.linear, int(max_side) if max_side else None)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from distill import dist
 from distill.atomic import atomic_write_json, atomic_write_text
 from distill.checkpoint import check_teacher, load_checkpoint, save_checkpoint
+from distill.io import downscale_max_side
 from distill.pairs import PairDataset, StepBatchSampler, image_pair, worker_init
 from distill.plots import curves_png
 from distill.protocols import teacher_identity
@@ -48,17 +49,6 @@ def seed_everything(seed: int) -> None:
 def psnr_tensor(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = F.mse_loss(a.clamp(0, 1), b.clamp(0, 1)).item()
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
-def downscale_max_side(linear: np.ndarray, max_side: int | None) -> np.ndarray:
-    """Validation images are shrunk to ``max_side`` (area) so that validation stays cheap."""
-    import cv2
-
-    h, w = linear.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return linear
-    s = max_side / max(h, w)
-    return cv2.resize(linear, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
 def make_val_pairs(teacher, source, max_side) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
