@@ -87,18 +87,18 @@ def main(argv: list[str]) -> int:
               "held-out": pick(instantiate(data["val"]), None, None)}
     print(f"{'image':26s} {'':8s} " + " ".join(f"{'native' if s is None else f'short {s}':>10s}" for s in shorts))
     for kind, items in groups.items():
-        native = []
+        last = []  # the last size column, native by default
         for item in items:
             row = [score(student, teacher, resize_short(item.linear, short)) for short in shorts]
-            native.append(row[-1])  # the last column
+            last.append(row[-1])
             line = f"{item.name:26s} {kind:8s} " + " ".join(f"{v:7.2f} dB" for v in row)
             if opts.get("squares") == "1":
                 sq = {n: score(student, teacher, c) for n, c in square_crops(item.linear).items()}
                 line += "   squares: " + " / ".join(f"{n} {v:.2f}" for n, v in sq.items())
             print(line, flush=True)
-        if native:
+        if last:
             col = "native" if shorts[-1] is None else f"short {shorts[-1]}"
-            print(f"mean {col} PSNR, {kind}: {np.mean(native):.2f} dB over {len(native)} image(s)")
+            print(f"mean {col} PSNR, {kind}: {np.mean(last):.2f} dB over {len(last)} image(s)")
     return 0
 
 

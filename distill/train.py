@@ -203,7 +203,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not ctx.is_main:
             return None
         payload = {
-            "state_dict": (ema or net).state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "state_dict": (net if ema is None else ema).state_dict(), "optimizer": optimizer.state_dict(), "step": step,
             "config": OmegaConf.to_container(cfg, resolve=True), "teacher": identity, "history": history,
         }
         if ema is not None:  # the raw weights, to resume training from
@@ -247,7 +247,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             row["elapsed_s"] = now - t0
             last_t, last_step = now, step
         if val_pairs and (step % int(tc.val_every) == 0 or step == steps):
-            row["val_psnr"] = evaluate(ema or student, val_pairs, device)
+            row["val_psnr"] = evaluate(student if ema is None else ema, val_pairs, device)
             log.info("step %d/%d  loss %.3e  held-out PSNR %.2f dB  (%.0f s)", step, steps, row["loss"],
                      row["val_psnr"], time.perf_counter() - t0)
         history.append(row)
@@ -271,7 +271,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     elif last.get("step") == step and "val_psnr" in last:
         val_psnr = last["val_psnr"]  # the loop just validated this very step
     else:  # e.g. resumed a finished run
-        val_psnr = evaluate(ema or student, val_pairs, device)
+        val_psnr = evaluate(student if ema is None else ema, val_pairs, device)
     summary = {
         "teacher": identity, "steps": step, "trained_steps_this_run": step - start_step,
         "wall_time_s": round(wall, 2), "val_psnr_db": round(val_psnr, 3),
