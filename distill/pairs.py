@@ -9,6 +9,7 @@ content hash and the augmentation, and written atomically.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,46 +28,91 @@ from distill.protocols import identity_key, teacher_identity
 class Augment:
     y0: int
     x0: int
-    side: int  # square crop side in source pixels, resized to crop_size
+    side: int  # crop box height (the side of a square box) in source pixels, resized to the crop size
     rot90: int
     flip: bool
     gain: float  # exposure multiplier applied to linear values
     saturation: float = 1.0  # chroma scale around luminance (linear)
     tint: tuple = (1.0, 1.0, 1.0)  # per-channel gains (a white-balance shift)
+    side_w: int = 0  # box width in source pixels for rectangular crops (0: square, ``side`` wide)
+
+    @property
+    def box(self) -> tuple[int, int]:
+        """(height, width) of the crop box in source pixels."""
+        return self.side, self.side_w or self.side
 
     def key(self) -> str:
         k = f"{self.y0}_{self.x0}_{self.side}_{self.rot90}_{int(self.flip)}_{self.gain:.6f}"
         if self.saturation != 1.0 or self.tint != (1.0, 1.0, 1.0):
             k += f"_{self.saturation:.4f}_" + "_".join(f"{t:.4f}" for t in self.tint)
+        if self.side_w:
+            k += f"_w{self.side_w}"
         return k
+
+
+def crop_shape(size) -> tuple[int, int]:
+    """A crop size as (height, width): a side (``320``) is a square, ``"427x640"`` a rectangle."""
+    if isinstance(size, tuple) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        return int(size), int(size)
+    if isinstance(size, float) and size.is_integer():
+        return int(size), int(size)
+    if isinstance(size, str):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", size)
+        if m:
+            return int(m[1]), int(m[2] or m[1])
+    raise ValueError(f"crop size {size!r} is neither a side (320) nor HEIGHTxWIDTH ('427x640')")
 
 
 def draw_augment(h: int, w: int, rng: np.random.Generator, scale_range=(0.5, 1.0), flips=True,
                  exposure_stops=0.0, saturation_range=(1.0, 1.0), tint_stops=0.0,
-                 side_px_range=None) -> Augment:
+                 side_px_range=None, aspect=None) -> Augment:
     """A random square crop covering a fraction of the short side (or, with ``side_px_range``, a side in
-    source pixels, whatever the image's size), plus rot90/flip, exposure and colour jitter."""
-    short = min(h, w)
-    lo, hi = scale_range if side_px_range is None else (float(v) / short for v in side_px_range)
-    side = int(round(short * rng.uniform(lo, hi)))
-    side = max(16, min(side, short))
-    y0 = int(rng.integers(0, h - side + 1))
-    x0 = int(rng.integers(0, w - side + 1))
+    source pixels, whatever the image's size), plus rot90/flip, exposure and colour jitter.
+
+    ``aspect=(ch, cw)`` draws a rectangular box of that shape instead, as a fraction of the largest such box
+    that fits (``side_px_range`` then bounds its shorter edge). Rectangles turn by 0 or 180 degrees only, so
+    every crop of one shape keeps it. The draws come in the same order, so one seed gives the same fraction,
+    flip and colour jitter for every shape.
+    """
+    if aspect is None or aspect[0] == aspect[1]:
+        short = min(h, w)
+        lo, hi = scale_range if side_px_range is None else (float(v) / short for v in side_px_range)
+        side = int(round(short * rng.uniform(lo, hi)))
+        side = max(16, min(side, short))
+        bh = bw = side
+    else:
+        ch, cw = aspect
+        big_h = min(h, int(w * ch / cw))  # the largest box of this shape that fits
+        big_short = min(big_h, big_h * cw / ch)
+        lo, hi = scale_range if side_px_range is None else (float(v) / big_short for v in side_px_range)
+        bh = max(16, min(int(round(big_h * rng.uniform(lo, hi))), big_h))
+        bw = max(1, min(int(round(bh * cw / ch)), w))
+    y0 = int(rng.integers(0, h - bh + 1))
+    x0 = int(rng.integers(0, w - bw + 1))
     rot = int(rng.integers(0, 4)) if flips else 0
+    if bh != bw or (aspect is not None and aspect[0] != aspect[1]):
+        rot = rot // 2 * 2  # a quarter turn would swap the crop's height and width
     flip = bool(rng.integers(0, 2)) if flips else False
     gain = float(2.0 ** rng.uniform(-exposure_stops, exposure_stops)) if exposure_stops > 0 else 1.0
     lo_s, hi_s = saturation_range
     sat = float(rng.uniform(lo_s, hi_s)) if hi_s > lo_s else float(lo_s)
     tint = tuple(float(2.0 ** t) for t in rng.uniform(-tint_stops, tint_stops, 3)) if tint_stops > 0 else (1.0, 1.0, 1.0)
-    return Augment(y0, x0, side, rot, flip, gain, sat, tint)
+    return Augment(y0, x0, bh, rot, flip, gain, sat, tint, side_w=0 if bw == bh else bw)
 
 
-def apply_augment(linear: np.ndarray, aug: Augment, size: int) -> np.ndarray:
-    """Crop, resize to ``size`` (area when shrinking), rotate/flip, scale exposure. [H,W,3] -> [size,size,3]."""
-    crop = linear[aug.y0:aug.y0 + aug.side, aug.x0:aug.x0 + aug.side]
-    if aug.side != size:
-        interp = cv2.INTER_AREA if aug.side > size else cv2.INTER_LINEAR
-        crop = cv2.resize(crop, (size, size), interpolation=interp)
+def apply_augment(linear: np.ndarray, aug: Augment, size) -> np.ndarray:
+    """Crop, resize to ``size`` (a side, or (height, width); area when shrinking), rotate/flip, scale
+    exposure. [H,W,3] -> [height,width,3]."""
+    th, tw = crop_shape(size)
+    bh, bw = aug.box
+    if aug.rot90 % 2 and th != tw:
+        raise ValueError(f"a quarter turn cannot keep a {th}x{tw} crop's shape")
+    crop = linear[aug.y0:aug.y0 + bh, aug.x0:aug.x0 + bw]
+    if (bh, bw) != (th, tw):
+        interp = cv2.INTER_AREA if bh * bw > th * tw else cv2.INTER_LINEAR
+        crop = cv2.resize(crop, (tw, th), interpolation=interp)
     crop = np.rot90(crop, aug.rot90)
     if aug.flip:
         crop = crop[:, ::-1]
@@ -101,8 +147,9 @@ class PairCache:
     Stored as float16 (a quarter of float32's disk; relative error 5e-4, far below what training resolves).
     """
 
-    def __init__(self, root: str | os.PathLike, teacher_key: str, crop_size: int):
-        self.dir = Path(root) / teacher_key / f"{int(crop_size)}px"
+    def __init__(self, root: str | os.PathLike, teacher_key: str, crop_size):
+        h, w = crop_shape(crop_size)
+        self.dir = Path(root) / teacher_key / (f"{h}px" if h == w else f"{h}x{w}px")
         self.write_failed = False
 
     def path(self, image_hash: str, aug_key: str) -> Path:
@@ -142,8 +189,10 @@ class PairDataset(Dataset):
         crop_size: side S of the square training crops, or a list of sides: each batch then uses one of
             them, drawn per step. Operators whose pyramid depth follows the image size (the local
             Laplacian's automatic depth) treat a 256-px crop and a 640-px photo differently even at the same
-            content; a spread of sizes shows the student more of them. Every size shares one augmentation
-            pool (the same crop boxes, resized to each side).
+            content; a spread of sizes shows the student more of them. Every square size shares one
+            augmentation pool (the same crop boxes, resized to each side). ``"HEIGHTxWIDTH"`` (``"427x640"``)
+            is a rectangular crop: the student squeezes any frame into its square low-res input, so a
+            student for 3:2 photos can learn from 3:2 frames; rectangles turn by 180 degrees, not 90.
         crops_per_image: size of each image's fixed augmentation pool.
         scale_range: crop side as a fraction of the image's short side (crops are resized to S); large crops
             keep the low-res network's view close to the whole-image view it gets at inference.
@@ -163,10 +212,16 @@ class PairDataset(Dataset):
         if len(source) == 0:
             raise ValueError("PairDataset: the training source holds no images")
         self.source, self.teacher = source, teacher
-        sizes = [crop_size] if isinstance(crop_size, (int, float, str)) else list(crop_size)
-        self.crop_sizes = [int(v) for v in sizes]
-        if not self.crop_sizes or min(self.crop_sizes) < 16 or len(set(self.crop_sizes)) != len(self.crop_sizes):
-            raise ValueError(f"PairDataset: crop_size must be a side >= 16 or a list of distinct ones, got {crop_size}")
+        sizes = [crop_size] if isinstance(crop_size, (int, float, str, tuple)) else list(crop_size)
+        try:
+            self.crop_shapes = [crop_shape(v) for v in sizes]
+        except ValueError as e:
+            raise ValueError(f"PairDataset: {e}") from None
+        if (not self.crop_shapes or min(min(s) for s in self.crop_shapes) < 16
+                or len(set(self.crop_shapes)) != len(self.crop_shapes)):
+            raise ValueError(f"PairDataset: crop_size must be a side >= 16 (or HEIGHTxWIDTH) or a list of distinct "
+                             f"ones, got {crop_size}")
+        self.crop_sizes = [h if h == w else f"{h}x{w}" for h, w in self.crop_shapes]
         self.crop_size, self.crops_per_image = self.crop_sizes[0], int(crops_per_image)
         self.scale_range, self.flips, self.exposure_stops = tuple(scale_range), flips, float(exposure_stops)
         self.saturation_range, self.tint_stops = tuple(saturation_range), float(tint_stops)
@@ -175,7 +230,7 @@ class PairDataset(Dataset):
             raise ValueError(f"PairDataset: side_px_range must be [lo, hi] with 0 < lo <= hi, got {side_px_range}")
         self.seed = int(seed)
         self.teacher_key = identity_key(teacher_identity(teacher))
-        self.caches = [PairCache(cache_dir, self.teacher_key, c) for c in self.crop_sizes] if cache_dir else None
+        self.caches = [PairCache(cache_dir, self.teacher_key, c) for c in self.crop_shapes] if cache_dir else None
         self._images: dict[int, tuple[np.ndarray, str]] = {}
         self.cache_hits = 0
 
@@ -203,7 +258,8 @@ class PairDataset(Dataset):
         linear, _ = self._image(img_idx)
         rng = np.random.default_rng([self.seed, img_idx, k])
         return draw_augment(*linear.shape[:2], rng, self.scale_range, self.flips, self.exposure_stops,
-                            self.saturation_range, self.tint_stops, self.side_px_range)
+                            self.saturation_range, self.tint_stops, self.side_px_range,
+                            aspect=self.crop_shapes[idx // self.pairs_per_size])
 
     def ensure_cached(self, idx: int) -> bool:
         """Compute and store pair ``idx`` unless the cache has it; True if it was computed."""
@@ -227,7 +283,7 @@ class PairDataset(Dataset):
             if hit is not None:
                 self.cache_hits += 1
                 return torch.from_numpy(hit[0]), torch.from_numpy(hit[1])
-        lin = torch.from_numpy(apply_augment(linear, aug, self.crop_sizes[size_idx])).permute(2, 0, 1)[None]
+        lin = torch.from_numpy(apply_augment(linear, aug, self.crop_shapes[size_idx])).permute(2, 0, 1)[None]
         x = to_space(lin, self.teacher.input_space)
         x, y = run_teacher(self.teacher, x)
         _check_pair(x, y, self.teacher, f"crop {aug.key()} of image '{getattr(self.source[img_idx], 'name', img_idx)}'")

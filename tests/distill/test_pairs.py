@@ -147,3 +147,50 @@ def test_a_full_disk_costs_the_cache_not_the_run(tmp_path, monkeypatch):
     assert torch.allclose(y, t(x[None])[0])  # the pair is still served
     x2, _ = ds[2]  # and the next one, warned about once only
     assert x2.shape == (3, 16, 16) and ds.cache.write_failed and not list(tmp_path.rglob("*.npz"))
+
+
+def test_crop_shape_spellings():
+    from distill.pairs import crop_shape
+
+    assert crop_shape(320) == crop_shape("320") == crop_shape(320.0) == (320, 320)
+    assert crop_shape("427x640") == crop_shape(" 427 X 640 ") == (427, 640)
+    for bad in ("abc", "3x4x5", "x640", True, 32.5, [427, 640]):
+        with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+            crop_shape(bad)
+
+
+def test_rectangular_boxes_keep_their_shape_and_share_the_seeded_draws():
+    for seed in range(20):
+        sq = draw_augment(300, 500, np.random.default_rng(seed), (0.5, 1.0), True, 1.0)
+        r = draw_augment(300, 500, np.random.default_rng(seed), (0.5, 1.0), True, 1.0, aspect=(2, 3))
+        bh, bw = r.box
+        assert abs(bw / bh - 1.5) < 0.02 and r.y0 + bh <= 300 and r.x0 + bw <= 500
+        assert 0.5 * 300 - 1 <= bh <= 300  # a fraction of the largest 2:3 box (300x450)
+        assert r.rot90 in (0, 2) and r.rot90 == sq.rot90 // 2 * 2
+        assert (r.flip, r.gain) == (sq.flip, sq.gain) and r.key() != sq.key() and r.key().endswith(f"_w{bw}")
+    # a box wider than the image is cut to its width
+    assert draw_augment(100, 120, np.random.default_rng(0), (1.0, 1.0), False, aspect=(1, 4)).box == (30, 120)
+
+
+def test_apply_augment_rectangle_known_answer():
+    img = np.random.default_rng(3).random((30, 40, 3), dtype=np.float32)
+    out = apply_augment(img, Augment(5, 7, 20, 2, True, 1.0, side_w=30), "20x30")
+    assert np.array_equal(out, np.rot90(img[5:25, 7:37], 2)[:, ::-1])
+    with pytest.raises(ValueError, match="quarter turn"):
+        apply_augment(img, Augment(0, 0, 20, 1, False, 1.0, side_w=30), (20, 30))
+
+
+def test_rectangular_crop_sizes_make_rectangular_pairs(tmp_path):
+    t = GammaCurve(0.5)
+    ds = PairDataset(_source(), t, crop_size=["16x24", 16], crops_per_image=3, cache_dir=tmp_path)
+    assert ds.crop_sizes == ["16x24", 16] and len(ds) == 12
+    x, y = ds[2]
+    assert x.shape == (3, 16, 24) and torch.allclose(y, t(x[None])[0])
+    assert ds[6 + 2][0].shape == (3, 16, 16)
+    assert {p.parent.parent.name for p in tmp_path.rglob("*.npz")} == {"16x24px", "16px"}
+    again = PairDataset(_source(), t, crop_size="16x24", crops_per_image=3, cache_dir=tmp_path)
+    assert torch.allclose(again[2][0], x, atol=1e-3) and again.cache_hits == 1
+    with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+        PairDataset(_source(), t, crop_size="16by24")
+    with pytest.raises(ValueError, match="distinct"):
+        PairDataset(_source(), t, crop_size=["16x24", "16X24"])

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -39,6 +40,15 @@ def test_train_writes_checkpoint_history_and_summary(tmp_path):
     ck = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ck["teacher"]["name"] == "gamma_curve" and ck["step"] == 6
     assert ck["config"]["student"]["_target_"] == "students.hdrnet.HDRNet"
+
+
+def test_rectangular_and_square_crops_train_from_the_command_line(tmp_path):
+    # "48x64" is a string to Hydra's override grammar; both pixel-sampled and whole-crop losses take it
+    for extra in (["train.pixels_per_crop=128"], ["train.pixels_per_crop=null"]):
+        out = tmp_path / extra[0].split("=")[1]
+        s = train(_cfg(out, "train.steps=4", "data.pairs.crop_size=[48x64,64]", *extra))
+        assert s["steps"] == 4 and np.isfinite(s["val_psnr_db"])
+        assert load_checkpoint(out / "checkpoints" / "last.pt")["config"]["data"]["pairs"]["crop_size"] == ["48x64", 64]
 
 
 @pytest.mark.parametrize("extra", [["train.ema_decay=null"], ["train.ema_decay=0.9"]], ids=["raw", "ema"])
