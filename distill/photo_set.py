@@ -111,11 +111,23 @@ def _resolve(root: Path, pick: Pick) -> Path | None:
     return p if p.is_file() else None
 
 
-def collect(root: Path, dest: Path, picks: list[Pick] = PICKS, max_side: int = 768) -> dict:
+def zoom_windows(h: int, w: int, max_side: int, zooms: int) -> list[tuple[int, int, int, int]]:
+    """Up to ``zooms`` windows (y0, x0, height, width) of half the photo's height and width, in reading
+    order over the four quadrants, when the photo is big enough (longer side >= 2 * max_side) that each
+    window still shrinks to ``max_side``: new pixels (finer detail), not an enlargement."""
+    if zooms <= 0 or max(h, w) < 2 * max_side:
+        return []
+    hh, hw = h // 2, w // 2
+    return [(y0, x0, hh, hw) for y0 in (0, h - hh) for x0 in (0, w - hw)][:zooms]
+
+
+def collect(root: Path, dest: Path, picks: list[Pick] = PICKS, max_side: int = 768, zooms: int = 0) -> dict:
     """Shrink each pick found under ``root`` to ``max_side`` (area filter) and write ``dest/<name>.png``.
 
-    Returns the manifest (also written to ``dest/MANIFEST.json``): every photo's source package and path,
-    and the picks that were missing or unreadable (a later package version may rename a file).
+    ``zooms`` > 0 also writes up to that many quarter-area windows of each large photo as
+    ``<name>_z<k>.png`` (``zoom_windows``): the same scenes at twice the detail, as a longer lens would
+    see them. Returns the manifest (also written to ``dest/MANIFEST.json``): every photo's source package and
+    path, and the picks that were missing or unreadable (a later package version may rename a file).
     """
     dest.mkdir(parents=True, exist_ok=True)
     photos, missing = [], []
@@ -125,23 +137,30 @@ def collect(root: Path, dest: Path, picks: list[Pick] = PICKS, max_side: int = 7
         if img is None:
             missing.append(f"{pick.package}:{pick.path}")
             continue
-        img = downscale_max_side(img, max_side)
-        out = dest / f"{pick.name}.png"
-        atomic_write(out, lambda tmp, img=img: _imwrite(tmp, img))
-        photos.append({"file": out.name, "package": pick.package, "source": str(src.relative_to(root)),
-                       "size": [int(img.shape[1]), int(img.shape[0])]})
+        views = [(f"{pick.name}.png", img, None)]
+        views += [(f"{pick.name}_z{k}.png", img[y0:y0 + hh, x0:x0 + ww], [y0, x0, hh, ww])
+                  for k, (y0, x0, hh, ww) in enumerate(zoom_windows(*img.shape[:2], max_side, zooms))]
+        for fname, view, window in views:
+            small = downscale_max_side(view, max_side)
+            out = dest / fname
+            atomic_write(out, lambda tmp, small=small: _imwrite(tmp, small))
+            entry = {"file": out.name, "package": pick.package, "source": str(src.relative_to(root)),
+                     "size": [int(small.shape[1]), int(small.shape[0])]}
+            if window is not None:
+                entry["window_yxhw"] = window
+            photos.append(entry)
     lic = dest / "LICENSES"
     lic.mkdir(exist_ok=True)
     for pkg in sorted({p.package for p in picks}):
         c = root / "usr/share/doc" / pkg / "copyright"
         if c.is_file():
             shutil.copyfile(c, lic / f"{pkg}.copyright")
-    manifest = {"max_side": max_side, "photos": photos, "missing": missing}
+    manifest = {"max_side": max_side, "zooms": zooms, "photos": photos, "missing": missing}
     atomic_write_json(dest / "MANIFEST.json", manifest)
     return manifest
 
 
-def is_complete(dest: Path, max_side: int) -> bool:
+def is_complete(dest: Path, max_side: int, zooms: int = 0) -> bool:
     m = dest / "MANIFEST.json"
     if not m.is_file():
         return False
@@ -149,7 +168,7 @@ def is_complete(dest: Path, max_side: int) -> bool:
         manifest = json.loads(m.read_text())
     except ValueError:
         return False
-    return (manifest.get("max_side") == max_side and not manifest.get("missing")
+    return (manifest.get("max_side") == max_side and manifest.get("zooms", 0) == zooms and not manifest.get("missing")
             and all((dest / p["file"]).is_file() for p in manifest.get("photos", [])))
 
 
@@ -157,18 +176,22 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dest", default=".cache/photos", help="output folder (default: .cache/photos)")
     p.add_argument("--max-side", type=int, default=768, help="longer side of the written photos (default: 768)")
+    p.add_argument("--zooms", type=int, default=0,
+                   help="also write up to this many half-side windows (quadrants) of each photo whose longer side "
+                        "is at least twice --max-side: finer detail from the same scenes (default: 0)")
     p.add_argument("--force", action="store_true", help="download again even if dest is complete")
     a = p.parse_args(argv)
     dest = Path(a.dest)
-    if not a.force and is_complete(dest, a.max_side):
+    if not a.force and is_complete(dest, a.max_side, a.zooms):
         print(f"photo_set: {dest} already holds the photo set (MANIFEST.json); --force to redo it")
         return
     with tempfile.TemporaryDirectory(prefix="hdr-distill-photos-") as tmp:
         print(f"photo_set: downloading {', '.join(PACKAGES)} (~320 MB) ...", flush=True)
         root = download_and_extract(PACKAGES, Path(tmp))
-        manifest = collect(root, dest, max_side=a.max_side)
+        manifest = collect(root, dest, max_side=a.max_side, zooms=a.zooms)
     n, miss = len(manifest["photos"]), manifest["missing"]
-    print(f"photo_set: wrote {n} photos to {dest} (longer side <= {a.max_side} px)")
+    print(f"photo_set: wrote {n} photos to {dest} (longer side <= {a.max_side} px"
+          + (f"; whole photos + up to {a.zooms} zoomed windows each)" if a.zooms else ")"))
     if miss:
         print(f"photo_set: {len(miss)} picks not found in these package versions: {', '.join(miss)}",
               file=sys.stderr)

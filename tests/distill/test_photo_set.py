@@ -81,3 +81,21 @@ def test_the_photo_configs_compose():
     assert ll.data.train.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
     assert ll.data.train.sources[1].paths == ".cache/photos" and ll.data.pairs.crop_size == 320
     assert hdr.data.train.base_source.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
+
+
+def test_zoomed_windows_are_the_photo_quadrants_at_full_detail(tmp_path):
+    root, dest = tmp_path / "root", tmp_path / "photos"
+    big = np.random.default_rng(4).integers(0, 256, (100, 160, 3), dtype=np.uint8)
+    (root / "b").mkdir(parents=True)
+    cv2.imwrite(str(root / "b/big.png"), big)
+    _img(root / "b/small.png", 60, 40)  # longer side < 2 x 40: no zoom, only the whole photo
+    m = collect(root, dest, [Pick("p", "b/big.png", "big"), Pick("p", "b/small.png", "small")], max_side=40, zooms=4)
+    assert [p["file"] for p in m["photos"]] == ["big.png", "big_z0.png", "big_z1.png", "big_z2.png", "big_z3.png",
+                                                "small.png"]
+    assert cv2.imread(str(dest / "big.png")).shape == (25, 40, 3)
+    z3 = cv2.imread(str(dest / "big_z3.png"))  # bottom-right quadrant, 50x80 shrunk to 25x40
+    assert m["photos"][4]["window_yxhw"] == [50, 80, 50, 80]
+    want = big[50:, 80:].astype(np.float32).reshape(25, 2, 40, 2, 3).mean(axis=(1, 3))
+    assert np.abs(z3.astype(np.float32) - want).max() <= 1.0
+    assert is_complete(dest, 40, zooms=4) and not is_complete(dest, 40)  # another zoom count asked for
+    assert photo_set.zoom_windows(100, 160, 40, 2) == [(0, 0, 50, 80), (0, 80, 50, 80)]
