@@ -120,6 +120,7 @@ class ExportableStudent(nn.Module):
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth
         self.stats_bins: int = m.cfg.stats_bins
+        self.detail_input: bool = bool(m.cfg.detail_input)
         self.n_coeffs: int = N_COEFFS
         self.log_input: bool = m.cfg.input_encoding == "log"
         self.log_min: float = float(LOG_MIN)
@@ -149,10 +150,20 @@ class ExportableStudent(nn.Module):
             return area_lowres(xe, size)
         return F.interpolate(xe, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
+    def lowres_input(self, xe: torch.Tensor) -> torch.Tensor:
+        """HDRNet.lowres_input: the low-res copy, plus hdrnet.detail_energy as a 4th channel if the student
+        takes it (the 3x3 mean exports as an AveragePool without padding in the count)."""
+        low = self.lowres_copy(xe)
+        if not self.detail_input:
+            return low
+        lum = xe.mean(1, keepdim=True)
+        hp = lum - F.avg_pool2d(lum, 3, stride=1, padding=1, count_include_pad=False)
+        return torch.cat([low, 4.0 * self.lowres_copy(hp * hp).clamp(min=0).sqrt()], 1)
+
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
-        """HDRNet.coefficients: low-res ``[B,3,L,L]`` -> grid ``[B,12,D,G,G]``."""
+        """HDRNet.coefficients: low-res ``[B,3,L,L]`` (4 channels with detail_input) -> grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        gfeat, lfeat = with_histograms(low, self.global_conv(feat).flatten(1), feat, self.stats_bins)
+        gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, gh, gw = fused.shape[0], fused.shape[2], fused.shape[3]
@@ -176,7 +187,7 @@ class ExportableStudent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xe = self.encode(x)  # [B,3,H,W]
-        grid = self.coefficients(self.lowres_copy(xe))  # [B,12,D,G,G]
+        grid = self.coefficients(self.lowres_input(xe))  # [B,12,D,G,G]
         coeffs = slice_grid_sample(grid, self.guide(xe))  # [B,12,H,W]
         return self.apply(coeffs, xe)  # [B,3,H,W]
 

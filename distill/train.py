@@ -118,12 +118,17 @@ RESUME_IGNORED = {"data.pairs.cache_dir"}  # where pairs are cached does not cha
 
 def config_mismatch(saved: dict, current: dict) -> list[str]:
     """Keys of ``data``/``student`` whose values differ between a checkpoint's config and this run's
-    (a key missing on one side counts as null, so configs that gained an optional key still match)."""
+    (a key missing on one side matches null or false, so configs that gained an optional key or an off-by-
+    default switch still match)."""
     diffs = []
+    missing = object()
     for group in RESUME_MUST_MATCH:
         a, b = _flatten(saved.get(group), f"{group}."), _flatten(current.get(group), f"{group}.")
         for k in sorted(set(a) | set(b)):
-            if k not in RESUME_IGNORED and a.get(k) != b.get(k):
+            va, vb = a.get(k, missing), b.get(k, missing)
+            if missing in (va, vb) and (vb if va is missing else va) in (None, False):
+                continue
+            if k not in RESUME_IGNORED and va != vb:
                 diffs.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
     return diffs
 

@@ -37,12 +37,11 @@ import warnings
 import numpy as np
 import torch
 
-from students.grid import lowres_copy
 from students.hdrnet import HDRNet, encode_input
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 # Pixel format codes of the C ABI (students/csrc/fused.cpp).
 _HWC_CODES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
@@ -73,6 +72,8 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.hd_slice_apply.restype = c_int
     lib.hd_downsample.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
     lib.hd_downsample.restype = c_int
+    lib.hd_detail.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
+    lib.hd_detail.restype = c_int
 
 
 def load_library(build_if_missing: bool = True) -> ctypes.CDLL:
@@ -274,6 +275,25 @@ def area_downsample(image, size: int, layout: str = "hwc", encoding: str = "none
     return out
 
 
+def detail_energy_fused(image, size: int, layout: str = "hwc", encoding: str = "none", out: np.ndarray | None = None,
+                        threads: int | None = None) -> np.ndarray:
+    """``students.hdrnet.detail_energy`` in one C++ pass: ``[size,size]`` float32 (same windows as
+    ``area_downsample``; the 3x3 mean averages the valid pixels at borders). Needs H, W >= size."""
+    lib = load_library()
+    fmt, h, w = _image_format(image, layout)
+    if h < size or w < size:
+        raise ValueError(f"detail_energy_fused: image {h}x{w} is smaller than {size}x{size} (use detail_energy)")
+    image = _contiguous(image)
+    if out is None:
+        out = np.empty((size, size), np.float32)
+    elif out.shape != (size, size) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: must be a contiguous float32 array [{size},{size}], got {out.shape} {out.dtype}")
+    rc = lib.hd_detail(_ptr(image), fmt, h, w, _encoding_code(encoding), size, out.ctypes.data, threads or 0)
+    if rc != 0:
+        raise RuntimeError(f"detail_energy_fused: {_ERRORS.get(rc, rc)}")
+    return out
+
+
 # -- the whole student -----------------------------------------------------------------------------
 class FastStudent:
     """Fast CPU inference for a trained HDRNet: C++ low-res copy, torch network, fused C++ full-res pass.
@@ -320,16 +340,20 @@ class FastStudent:
 
     # -- steps, exposed for benchmarking --------------------------------------------------------
     def lowres(self, image, layout: str) -> torch.Tensor:
-        """Encoded low-res copy ``[1,3,L,L]`` (channels-last strides), as ``lowres_copy(encode_input(x))``."""
+        """Encoded low-res copy ``[1,3,L,L]`` (channels-last strides), as ``lowres_copy(encode_input(x))``;
+        ``HDRNet.lowres_input`` (4 channels) for a ``detail_input`` student."""
         size = self.cfg.lowres
         _, h, w = _image_format(image, layout)
         if h >= size and w >= size:
             low = area_downsample(image, size, layout, self.cfg.input_encoding, out=self._low, threads=self.threads)
+            if self.cfg.detail_input:  # 4th channel: the fine-detail energy, one more C++ pass
+                det = detail_energy_fused(image, size, layout, self.cfg.input_encoding, threads=self.threads)
+                low = np.concatenate([low, det[..., None]], 2)
             low = torch.from_numpy(low).permute(2, 0, 1).unsqueeze(0)  # [1,3,L,L], channels-last strides
             return low if self.channels_last else low.contiguous()
         # Smaller than the low-res size: torch's (bilinear) lowres_copy on the encoded image; cheap here.
         x = _to_float_chw(image, layout).unsqueeze(0)
-        low = lowres_copy(encode_input(x, self.cfg.input_encoding), size)
+        low = self.model.lowres_input(encode_input(x, self.cfg.input_encoding))
         return low.contiguous(memory_format=torch.channels_last) if self.channels_last else low.contiguous()
 
     def coefficients(self, low: torch.Tensor) -> np.ndarray:

@@ -32,6 +32,7 @@ class HDRNetConfig:
     curve_knots: int = 16  # knots of the guide's piecewise-linear curves (paper: 16)
     input_encoding: str = "none"  # "none" for [0,1] inputs, "log" for linear HDR radiance
     stats_bins: int = 0  # > 0: also feed luminance histograms (per grid cell and per image) to the network
+    detail_input: bool = False  # also feed the full-res fine-detail energy, area-averaged (detail_energy)
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -95,6 +96,20 @@ def with_histograms(low: torch.Tensor, global_feat: torch.Tensor, local_feat: to
     return torch.cat([global_feat, image_hist], 1), torch.cat([local_feat, cell_hist], 1)
 
 
+def detail_energy(xe: torch.Tensor, size: int) -> torch.Tensor:
+    """Root-mean-square of the full-resolution image's finest detail (luminance minus its 3x3 mean), averaged
+    over each low-res pixel's footprint: ``[B,1,size,size]``, scaled by 4 to sit near [0, 1].
+
+    The low-res copy averages fine texture away (a 640 px photo loses everything under 2.5 px), yet how
+    much texture a cell holds is what a detail-boosting operator's curve for that cell depends on. Measured
+    at the full-res pixel scale, so it means the same at any image size.
+    """
+    with torch.no_grad():  # a function of the input only
+        lum = xe.mean(1, keepdim=True)
+        hp = lum - F.avg_pool2d(lum, 3, stride=1, padding=1, count_include_pad=False)
+        return 4.0 * lowres_copy(hp * hp, size).clamp(min=0).sqrt()
+
+
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``x [B,C,H,W]`` at pixels ``(rows, cols) [B,N]`` -> ``[B,C,N]``."""
     b, c, h, w = x.shape
@@ -117,7 +132,7 @@ class HDRNet(nn.Module):
         cfg = cfg or HDRNetConfig(**kwargs)
         self.cfg = cfg
         n_splat = int(math.log2(cfg.lowres / cfg.grid_size))
-        chans = [3] + [cfg.width * 2**i for i in range(n_splat)]
+        chans = [3 + int(cfg.detail_input)] + [cfg.width * 2**i for i in range(n_splat)]
         c = chans[-1]
         # Splat: strided convs, 256 -> 16.
         self.splat = nn.Sequential(*[_conv(chans[i], chans[i + 1], stride=2) for i in range(n_splat)])
@@ -151,10 +166,18 @@ class HDRNet(nn.Module):
         self.mix_bias = nn.Parameter(torch.zeros(1))
 
     # -- the four steps of the method -------------------------------------------------------------------
+    def lowres_input(self, xe: torch.Tensor) -> torch.Tensor:
+        """Encoded full-res ``[B,3,H,W]`` -> what ``coefficients`` takes: the low-res copy ``[B,3,L,L]``,
+        with ``detail_energy`` as a 4th channel when ``detail_input`` is set."""
+        low = lowres_copy(xe, self.cfg.lowres)
+        if not self.cfg.detail_input:
+            return low
+        return torch.cat([low, detail_energy(xe, self.cfg.lowres)], 1)
+
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
-        """Low-res image ``[B,3,L,L]`` -> bilateral grid ``[B,12,D,G,G]``."""
+        """Low-res image ``[B,3,L,L]`` (``[B,4,L,L]`` with ``detail_input``) -> bilateral grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        gfeat, lfeat = with_histograms(low, self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
+        gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, _, gh, gw = fused.shape
@@ -167,7 +190,7 @@ class HDRNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xe = encode_input(x, self.cfg.input_encoding)
-        grid = self.coefficients(lowres_copy(xe, self.cfg.lowres))
+        grid = self.coefficients(self.lowres_input(xe))
         coeffs = slice_grid(grid, self.guide(xe))  # [B,12,H,W]
         return apply_coeffs(coeffs, xe)
 
@@ -178,7 +201,7 @@ class HDRNet(nn.Module):
         put its compute into more crops instead of more pixels of the same crop.
         """
         xe = encode_input(x, self.cfg.input_encoding)
-        grid = self.coefficients(lowres_copy(xe, self.cfg.lowres))
+        grid = self.coefficients(self.lowres_input(xe))
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
         guide = self.guide(xp.unsqueeze(2)).squeeze(1)  # [B,N]

@@ -12,6 +12,7 @@
     extern "C" int hd_slice_apply_##isa(const void*, void*, int, int, int, const float*, int, int, int,   \
                                         const float*, int, int, int);                                      \
     extern "C" int hd_downsample_##isa(const void*, int, int, int, int, int, float*, int);                 \
+    extern "C" int hd_detail_##isa(const void*, int, int, int, int, int, float*, int);                     \
     extern "C" int hd_lanes_##isa();
 
 DECLARE_ISA(scalar)
@@ -32,18 +33,19 @@ struct Variant {
     const char* name;
     slice_fn slice;
     down_fn down;
+    down_fn detail;
     lanes_fn lanes;
 };
 
 // Best first.
 const Variant VARIANTS[] = {
 #ifdef HD_HAVE_AVX512
-    {"avx512", hd_slice_apply_avx512, hd_downsample_avx512, hd_lanes_avx512},
+    {"avx512", hd_slice_apply_avx512, hd_downsample_avx512, hd_detail_avx512, hd_lanes_avx512},
 #endif
 #ifdef HD_HAVE_AVX2
-    {"avx2", hd_slice_apply_avx2, hd_downsample_avx2, hd_lanes_avx2},
+    {"avx2", hd_slice_apply_avx2, hd_downsample_avx2, hd_detail_avx2, hd_lanes_avx2},
 #endif
-    {"scalar", hd_slice_apply_scalar, hd_downsample_scalar, hd_lanes_scalar},
+    {"scalar", hd_slice_apply_scalar, hd_downsample_scalar, hd_detail_scalar, hd_lanes_scalar},
 };
 const int N_VARIANTS = sizeof(VARIANTS) / sizeof(VARIANTS[0]);
 
@@ -75,7 +77,7 @@ int n_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(
 extern "C" {
 
 // ABI version: students/fused.py refuses a library whose version differs.
-int hd_abi_version() { return 3; }
+int hd_abi_version() { return 4; }
 
 // Name of the kernel variant in use: "avx512", "avx2" or "scalar".
 const char* hd_isa() { return best()->name; }
@@ -125,6 +127,14 @@ int hd_downsample(const void* in, int fmt, int H, int W, int enc, int S, float* 
     int t = n_threads(threads);
     if (t > S) t = S;
     return best()->down(in, fmt, H, W, enc, S, out, t);
+}
+
+// Fine-detail energy (hdrnet.detail_energy) at S x S; out: float32 [S, S]. Needs H, W >= S.
+int hd_detail(const void* in, int fmt, int H, int W, int enc, int S, float* out, int threads) {
+    if (!in || !out || fmt < 0 || fmt > 3 || S < 1 || H < S || W < S || (enc != 0 && enc != 1)) return -1;
+    int t = n_threads(threads);
+    if (t > S) t = S;
+    return best()->detail(in, fmt, H, W, enc, S, out, t);
 }
 
 int hd_lanes() { return best()->lanes(); }

@@ -752,6 +752,109 @@ static int downsample(const void* in_, int H, int W, int S, float* out, int thre
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fine-detail energy (students/hdrnet.py: detail_energy): luminance (mean of the encoded channels),
+// minus its 3x3 mean (border windows average their valid pixels only, as avg_pool2d with
+// count_include_pad=False), squared, area-averaged to S x S like downsample(), then 4 * sqrt.
+// Output: float32 [S, S]. Each output row recomputes the luminance of its window's rows +-1.
+// ---------------------------------------------------------------------------------------------
+template <int F, bool LOG>
+static inline void encode_row(const typename Pix<F>::T* row, long n, float* dst) {
+    typedef typename Pix<F>::T T;
+    long k = 0;
+    for (; k + L <= n; k += L) {
+        vf v = load_norm<F>(row + k);
+        if (LOG) v = encode_log(v);
+        st(dst + k, v);
+    }
+    if (k < n) {
+        T buf[L];
+        float fbuf[L];
+        memset(buf, 0, sizeof(buf));
+        memcpy(buf, row + k, (n - k) * sizeof(T));
+        vf v = load_norm<F>(buf);
+        if (LOG) v = encode_log(v);
+        st(fbuf, v);
+        memcpy(dst + k, fbuf, (n - k) * sizeof(float));
+    }
+}
+
+template <int F, bool LOG>
+static void lum_row(const typename Pix<F>::T* in, int H, int W, long y, float* tmp, float* lum) {
+    if (F == CHW_F32) {
+        for (int c = 0; c < 3; c++) encode_row<F, LOG>(in + ((long)c * H + y) * W, W, tmp + (long)c * W);
+        for (int x = 0; x < W; x++) lum[x] = (tmp[x] + tmp[W + x] + tmp[2L * W + x]) / 3.0f;
+    } else {
+        encode_row<F, LOG>(in + y * 3L * W, 3L * W, tmp);
+        for (int x = 0; x < W; x++) lum[x] = (tmp[3 * x] + tmp[3 * x + 1] + tmp[3 * x + 2]) / 3.0f;
+    }
+}
+
+template <int F, bool LOG>
+static int detail(const void* in_, int H, int W, int S, float* out, int threads) {
+    typedef typename Pix<F>::T T;
+    const T* in = (const T*)in_;
+    const long max_rows = (long)H / S + 4;  // window rows + the two neighbours, + rounding slack
+#pragma omp parallel num_threads(threads)
+    {
+        float* tmp = (float*)alloc64(sizeof(float) * (3L * W + L));
+        float* lum = (float*)alloc64(sizeof(float) * max_rows * W);
+        float* vsum = (float*)alloc64(sizeof(float) * (W + 2));
+        float* acc = (float*)alloc64(sizeof(float) * W);
+#pragma omp for schedule(static)
+        for (int i = 0; i < S; i++) {
+            long ys = (long)i * H / S, ye = ((long)(i + 1) * H + S - 1) / S;
+            long r0 = ys > 0 ? ys - 1 : 0, r1 = ye < H ? ye + 1 : H;  // luminance rows [r0, r1)
+            for (long y = r0; y < r1; y++) lum_row<F, LOG>(in, H, W, y, tmp, lum + (y - r0) * W);
+            memset(acc, 0, sizeof(float) * W);
+            for (long y = ys; y < ye; y++) {
+                long a = y > 0 ? y - 1 : 0, b = y + 1 < H ? y + 1 : H - 1;
+                const float vcnt = (float)(b - a + 1);
+                const float* la = lum + (a - r0) * W;
+                if (b - a == 2) {  // interior row: three rows, a loop the compiler vectorises
+                    const float *lm = la + W, *lb = la + 2L * W;
+                    for (int x = 0; x < W; x++) vsum[x] = la[x] + lm[x] + lb[x];
+                } else {
+                    for (int x = 0; x < W; x++) {
+                        float v = 0.0f;
+                        for (long r = a; r <= b; r++) v += lum[(r - r0) * W + x];
+                        vsum[x] = v;
+                    }
+                }
+                const float* l = lum + (y - r0) * W;
+                const float inv3 = 1.0f / (vcnt * 3.0f);
+                for (int x = 1; x + 1 < W; x++) {  // interior columns: nine pixels
+                    float hp = l[x] - (vsum[x - 1] + vsum[x] + vsum[x + 1]) * inv3;
+                    acc[x] += hp * hp;
+                }
+                const int border[2] = {0, W - 1};
+                for (int k = 0; k < (W > 1 ? 2 : 1); k++) {  // border columns: the valid pixels only
+                    const int x = border[k];
+                    int xa = x > 0 ? x - 1 : 0, xb = x + 1 < W ? x + 1 : W - 1;
+                    float box = 0.0f;
+                    for (int q = xa; q <= xb; q++) box += vsum[q];
+                    float hp = l[x] - box / (vcnt * (float)(xb - xa + 1));
+                    acc[x] += hp * hp;
+                }
+            }
+            for (int j = 0; j < S; j++) {
+                long xs = (long)j * W / S, xe = ((long)(j + 1) * W + S - 1) / S;
+                float sum = 0.0f;
+                for (long x = xs; x < xe; x++) sum += acc[x];
+                float m = sum / (float)((ye - ys) * (xe - xs));
+                out[(long)i * S + j] = 4.0f * sqrtf(m > 0.0f ? m : 0.0f);
+            }
+        }
+        free(tmp); free(lum); free(vsum); free(acc);
+    }
+    return 0;
+}
+
+template <int F>
+static int detail_f(const void* in, int H, int W, int enc, int S, float* out, int threads) {
+    return enc ? detail<F, true>(in, H, W, S, out, threads) : detail<F, false>(in, H, W, S, out, threads);
+}
+
 template <int F>
 static int run_f(const void* in, void* out, const Dims& d, const float* grid, const Guide& G, int enc, int threads) {
     bool gather = d.nint > L;
@@ -801,6 +904,16 @@ extern "C" int HD_CAT(hd_downsample, HD_ISA)(const void* in, int fmt, int H, int
         case HWC_U8: return down_f<HWC_U8>(in, H, W, enc, S, out, threads);
         case HWC_U16: return down_f<HWC_U16>(in, H, W, enc, S, out, threads);
         case CHW_F32: return down_f<CHW_F32>(in, H, W, enc, S, out, threads);
+    }
+    return -1;
+}
+
+extern "C" int HD_CAT(hd_detail, HD_ISA)(const void* in, int fmt, int H, int W, int enc, int S, float* out, int threads) {
+    switch (fmt) {
+        case HWC_F32: return detail_f<HWC_F32>(in, H, W, enc, S, out, threads);
+        case HWC_U8: return detail_f<HWC_U8>(in, H, W, enc, S, out, threads);
+        case HWC_U16: return detail_f<HWC_U16>(in, H, W, enc, S, out, threads);
+        case CHW_F32: return detail_f<CHW_F32>(in, H, W, enc, S, out, threads);
     }
     return -1;
 }

@@ -151,3 +151,23 @@ def test_histogram_student_exports_to_onnx_and_torchscript(tmp_path):
     assert np.abs(got - ref.numpy()).max() < 1e-4
     scripted = load_torchscript(export_torchscript(model, tmp_path / "s.ts"))
     assert (scripted(x) - ref).abs().max() < 1e-4
+
+
+def test_detail_input_student_exports_to_onnx_and_torchscript(tmp_path):
+    # student.detail_input adds a full-res 3x3 high-pass, area-averaged: both formats must compute it alike.
+    import onnxruntime as ort
+
+    from distill.export import export_onnx, export_torchscript
+
+    model = trained_like(seed=4, detail_input=True)
+    x, small = images([(91, 109), (20, 30)], seed=8)
+    with torch.inference_mode():
+        ref = model(x)
+        assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
+        assert (ExportableStudent(model)(small) - model(small)).abs().max() < 1e-5  # smaller than lowres
+    onnx_path = export_onnx(model, tmp_path / "d.onnx")
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(got - ref.numpy()).max() < 1e-4
+    scripted = load_torchscript(export_torchscript(model, tmp_path / "d.ts"))
+    assert (scripted(x) - ref).abs().max() < 1e-4

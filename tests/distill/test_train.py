@@ -133,6 +133,11 @@ def test_resume_with_other_data_or_student_is_refused_but_more_steps_are_fine(tm
     saved = {"data": {"pairs": {"crop_size": 64, "cache_dir": "a"}}, "student": {}}
     now = {"data": {"pairs": {"crop_size": 64, "cache_dir": "b", "side_px_range": None}}, "student": {}}
     assert config_mismatch(saved, now) == []
+    # an off-by-default switch added since matches a checkpoint without it; switched on, it does not
+    saved["student"], now["student"] = {"width": 8}, {"width": 8, "detail_input": False}
+    assert config_mismatch(saved, now) == []
+    now["student"]["detail_input"] = True
+    assert config_mismatch(saved, now) == ["student.detail_input: None -> True"]
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

@@ -230,23 +230,53 @@ def test_area_downsample_sizes_not_multiple_of_four(isa, size):
     np.testing.assert_allclose(fused.area_downsample(hwc(x), size, "hwc"), ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("h,w,size", [(512, 768, 256), (300, 517, 256), (256, 260, 256), (300, 517, 61), (40, 33, 7)])
+@pytest.mark.parametrize("encoding", ["none", "log"])
+def test_detail_energy_fused_matches_torch(isa, h, w, size, encoding):
+    from students.hdrnet import detail_energy
+
+    x = torch.rand(3, h, w, generator=torch.Generator().manual_seed(h + size)) * (8 if encoding == "log" else 1)
+    ref = detail_energy(encode_input(x, encoding)[None], size)[0, 0].numpy()
+    assert ref.mean() > 0.02  # random pixels: detail everywhere, so the check is not of zeros
+    np.testing.assert_allclose(fused.detail_energy_fused(x, size, "chw", encoding), ref, atol=2e-5, rtol=0)
+    np.testing.assert_allclose(fused.detail_energy_fused(hwc(x), size, "hwc", encoding), ref, atol=2e-5, rtol=0)
+    u16 = (hwc(x).clip(0, 1) * 65535).round().astype(np.uint16)
+    x16 = torch.from_numpy(u16.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    ref16 = detail_energy(encode_input(x16, encoding), size)[0, 0].numpy()
+    np.testing.assert_allclose(fused.detail_energy_fused(u16, size, "hwc", encoding), ref16, atol=2e-5, rtol=0)
+    flat = np.full((h, w, 3), 0.4, np.float32)
+    assert np.abs(fused.detail_energy_fused(flat, size, "hwc", encoding)).max() < 1e-3  # no detail, ~0
+    with pytest.raises(ValueError, match="smaller than"):
+        fused.detail_energy_fused(np.zeros((size - 1, w, 3), np.float32), size)
+
+
+def test_detail_energy_fused_on_one_pixel_wide_and_tiny_images(isa):
+    from students.hdrnet import detail_energy
+
+    for h, w, size in [(1, 1, 1), (5, 1, 1), (1, 7, 1), (2, 2, 1), (3, 9, 2)]:  # borders everywhere
+        x = torch.rand(3, h, w, generator=torch.Generator().manual_seed(h * 10 + w))
+        ref = detail_energy(x[None], size)[0, 0].numpy()
+        np.testing.assert_allclose(fused.detail_energy_fused(x, size, "chw"), ref, atol=1e-6, rtol=0)
+
+
 def test_area_downsample_rejects_small_images():
     with pytest.raises(ValueError, match="smaller than"):
         fused.area_downsample(np.zeros((100, 300, 3), np.float32), 256)
 
 
-def perturbed_model(encoding="none", seed=0, stats_bins=0):
+def perturbed_model(encoding="none", seed=0, stats_bins=0, detail_input=False):
     torch.manual_seed(seed)
-    m = HDRNet(input_encoding=encoding, stats_bins=stats_bins)
+    m = HDRNet(input_encoding=encoding, stats_bins=stats_bins, detail_input=detail_input)
     with torch.no_grad():
         for name, prm in m.named_parameters():
             prm.add_(torch.randn_like(prm) * (0.05 if "to_grid" in name else 0.02))
     return m.eval()
 
 
-@pytest.mark.parametrize("encoding,stats_bins", [("none", 0), ("log", 0), ("none", 16)])
-def test_fast_student_matches_forward(encoding, stats_bins):
-    m = perturbed_model(encoding, stats_bins=stats_bins)
+@pytest.mark.parametrize("encoding,stats_bins,detail", [("none", 0, False), ("log", 0, False), ("none", 16, False),
+                                                        ("none", 16, True), ("log", 0, True)])
+def test_fast_student_matches_forward(encoding, stats_bins, detail):
+    m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail)
     fast = fused.FastStudent(m, threads=2)
     assert fast.engine.startswith("fused-cpp-")
     scale = 6.0 if encoding == "log" else 1.0

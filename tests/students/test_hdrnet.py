@@ -118,3 +118,37 @@ def test_stats_bins_add_inputs_and_change_the_grid():
     assert not torch.allclose(stats.coefficients(a), out)
     with pytest.raises(ValueError, match="stats_bins"):
         HDRNetConfig(stats_bins=-1)
+
+
+def test_detail_energy_known_answers_and_size_independence():
+    from students.hdrnet import detail_energy
+
+    a = 0.1
+    for side in (64, 128):
+        yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+        checker = (0.5 + a * (1 - 2 * ((yy + xx) % 2)).float()).expand(1, 3, side, side)
+        e = detail_energy(checker, 16)
+        # interior: 3x3 mean is c +- a/9, so the finest detail is +-8a/9 everywhere; x4 scale
+        torch.testing.assert_close(e[0, 0, 1:-1, 1:-1], torch.full((14, 14), 4 * 8 * a / 9))
+    ramp = torch.linspace(0, 1, 96).expand(1, 3, 96, 96).contiguous()
+    assert detail_energy(ramp, 16)[0, 0, 1:-1, 1:-1].abs().max() < 1e-6  # a linear ramp has no detail
+    assert detail_energy(torch.full((2, 3, 50, 70), 0.3), 16).abs().max() < 1e-6
+
+
+def test_detail_input_adds_a_channel_and_reaches_the_grid():
+    torch.manual_seed(0)
+    plain, det = HDRNet(width=4, lowres=64, grid_size=8), HDRNet(width=4, lowres=64, grid_size=8, detail_input=True)
+    assert det.splat[0][0].weight.shape[1] == 4 and plain.splat[0][0].weight.shape[1] == 3
+    x = torch.rand(1, 3, 80, 120)
+    assert det.lowres_input(x).shape == (1, 4, 64, 64)
+    with torch.no_grad():
+        det.to_grid.weight.normal_(std=0.1)
+        x[..., :40, :] = 0.5 + 0.2 * (torch.rand(1, 1, 40, 120) - 0.5)  # texture on the top half
+        x[..., 40:, :] = 0.5  # flat bottom half
+        low = det.lowres_input(x)
+        no_detail = low.clone()
+        no_detail[:, 3] = 0
+        assert low[0, 3, :30].mean() > 0.1 and low[0, 3, :30].min() > 0 and low[0, 3, 34:].max() < 1e-6
+        # the network sees the texture that the low-res copy averages away
+        assert not torch.allclose(det.coefficients(low), det.coefficients(no_detail))
+    plain.load_state_dict(HDRNet(width=4, lowres=64, grid_size=8).state_dict())  # the default is unchanged
