@@ -260,18 +260,26 @@ def area_downsample(image, size: int, layout: str = "hwc", encoding: str = "none
     using fractional box weights. Needs H, W >= size (smaller images: use lowres_copy). The encoding
     is applied per pixel before averaging, like ``lowres_copy(encode_input(x))``.
     """
+    return _lowres_pass("area_downsample", "hd_downsample", "lowres_copy", image, (size, size, 3), layout, encoding,
+                        out, threads)
+
+
+def _lowres_pass(who: str, fn: str, small: str, image, shape: tuple, layout: str, encoding: str,
+                 out: np.ndarray | None, threads: int | None) -> np.ndarray:
+    """Run the C++ pass ``fn`` (image -> float32 ``shape``, the first two sides being the low-res size)."""
     lib = load_library()
     fmt, h, w = _image_format(image, layout)
+    size = shape[0]
     if h < size or w < size:
-        raise ValueError(f"area_downsample: image {h}x{w} is smaller than {size}x{size} (use lowres_copy)")
+        raise ValueError(f"{who}: image {h}x{w} is smaller than {size}x{size} (use {small})")
     image = _contiguous(image)
     if out is None:
-        out = np.empty((size, size, 3), np.float32)
-    elif out.shape != (size, size, 3) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out: must be a contiguous float32 array [{size},{size},3], got {out.shape} {out.dtype}")
-    rc = lib.hd_downsample(_ptr(image), fmt, h, w, _encoding_code(encoding), size, out.ctypes.data, threads or 0)
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: must be a contiguous float32 array {list(shape)}, got {out.shape} {out.dtype}")
+    rc = getattr(lib, fn)(_ptr(image), fmt, h, w, _encoding_code(encoding), size, out.ctypes.data, threads or 0)
     if rc != 0:
-        raise RuntimeError(f"area_downsample: {_ERRORS.get(rc, rc)}")
+        raise RuntimeError(f"{who}: {_ERRORS.get(rc, rc)}")
     return out
 
 
@@ -279,19 +287,8 @@ def detail_energy_fused(image, size: int, layout: str = "hwc", encoding: str = "
                         threads: int | None = None) -> np.ndarray:
     """``students.hdrnet.detail_energy`` in one C++ pass: ``[size,size]`` float32 (same windows as
     ``area_downsample``; the 3x3 mean averages the valid pixels at borders). Needs H, W >= size."""
-    lib = load_library()
-    fmt, h, w = _image_format(image, layout)
-    if h < size or w < size:
-        raise ValueError(f"detail_energy_fused: image {h}x{w} is smaller than {size}x{size} (use detail_energy)")
-    image = _contiguous(image)
-    if out is None:
-        out = np.empty((size, size), np.float32)
-    elif out.shape != (size, size) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out: must be a contiguous float32 array [{size},{size}], got {out.shape} {out.dtype}")
-    rc = lib.hd_detail(_ptr(image), fmt, h, w, _encoding_code(encoding), size, out.ctypes.data, threads or 0)
-    if rc != 0:
-        raise RuntimeError(f"detail_energy_fused: {_ERRORS.get(rc, rc)}")
-    return out
+    return _lowres_pass("detail_energy_fused", "hd_detail", "detail_energy", image, (size, size), layout, encoding,
+                        out, threads)
 
 
 # -- the whole student -----------------------------------------------------------------------------

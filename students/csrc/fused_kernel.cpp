@@ -673,14 +673,15 @@ inline vf load_norm<HWC_U8>(const uint8_t* p) { return mul(load_u8(p), set1(1.0f
 template <>
 inline vf load_norm<HWC_U16>(const uint16_t* p) { return mul(load_u16(p), set1(1.0f / 65535.0f)); }
 
-template <int F, bool LOG>
-static inline void accumulate(float* acc, const typename Pix<F>::T* row, long n) {
+// One row of normalised (and log-encoded if LOG) values into dst: added to it (ADD), or stored.
+template <int F, bool LOG, bool ADD>
+static inline void encode_into(const typename Pix<F>::T* row, long n, float* dst) {
     typedef typename Pix<F>::T T;
     long k = 0;
     for (; k + L <= n; k += L) {
         vf v = load_norm<F>(row + k);
         if (LOG) v = encode_log(v);
-        st(acc + k, add(ld(acc + k), v));
+        st(dst + k, ADD ? add(ld(dst + k), v) : v);
     }
     if (k < n) {
         T buf[L];
@@ -690,7 +691,7 @@ static inline void accumulate(float* acc, const typename Pix<F>::T* row, long n)
         vf v = load_norm<F>(buf);
         if (LOG) v = encode_log(v);
         st(fbuf, v);
-        for (long q = 0; q < n - k; q++) acc[k + q] += fbuf[q];
+        for (long q = 0; q < n - k; q++) dst[k + q] = ADD ? dst[k + q] + fbuf[q] : fbuf[q];
     }
 }
 
@@ -709,9 +710,9 @@ static int downsample(const void* in_, int H, int W, int S, float* out, int thre
             // Vertical pass: column sums over the window's rows (contiguous, vectorised).
             for (long y = ys; y < ye; y++) {
                 if (chw) {
-                    for (int c = 0; c < 3; c++) accumulate<F, LOG>(acc + (long)c * W, in + ((long)c * H + y) * W, W);
+                    for (int c = 0; c < 3; c++) encode_into<F, LOG, true>(in + ((long)c * H + y) * W, W, acc + (long)c * W);
                 } else {
-                    accumulate<F, LOG>(acc, in + y * 3L * W, 3L * W);
+                    encode_into<F, LOG, true>(in + y * 3L * W, 3L * W, acc);
                 }
             }
             // Horizontal pass: window sums of the column sums, each summed in x order. Four windows
@@ -759,33 +760,12 @@ static int downsample(const void* in_, int H, int W, int S, float* out, int thre
 // Output: float32 [S, S]. Each output row recomputes the luminance of its window's rows +-1.
 // ---------------------------------------------------------------------------------------------
 template <int F, bool LOG>
-static inline void encode_row(const typename Pix<F>::T* row, long n, float* dst) {
-    typedef typename Pix<F>::T T;
-    long k = 0;
-    for (; k + L <= n; k += L) {
-        vf v = load_norm<F>(row + k);
-        if (LOG) v = encode_log(v);
-        st(dst + k, v);
-    }
-    if (k < n) {
-        T buf[L];
-        float fbuf[L];
-        memset(buf, 0, sizeof(buf));
-        memcpy(buf, row + k, (n - k) * sizeof(T));
-        vf v = load_norm<F>(buf);
-        if (LOG) v = encode_log(v);
-        st(fbuf, v);
-        memcpy(dst + k, fbuf, (n - k) * sizeof(float));
-    }
-}
-
-template <int F, bool LOG>
 static void lum_row(const typename Pix<F>::T* in, int H, int W, long y, float* tmp, float* lum) {
     if (F == CHW_F32) {
-        for (int c = 0; c < 3; c++) encode_row<F, LOG>(in + ((long)c * H + y) * W, W, tmp + (long)c * W);
+        for (int c = 0; c < 3; c++) encode_into<F, LOG, false>(in + ((long)c * H + y) * W, W, tmp + (long)c * W);
         for (int x = 0; x < W; x++) lum[x] = (tmp[x] + tmp[W + x] + tmp[2L * W + x]) / 3.0f;
     } else {
-        encode_row<F, LOG>(in + y * 3L * W, 3L * W, tmp);
+        encode_into<F, LOG, false>(in + y * 3L * W, 3L * W, tmp);
         for (int x = 0; x < W; x++) lum[x] = (tmp[3 * x] + tmp[3 * x + 1] + tmp[3 * x + 2]) / 3.0f;
     }
 }
