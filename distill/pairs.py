@@ -76,7 +76,8 @@ def draw_augment(h: int, w: int, rng: np.random.Generator, scale_range=(0.5, 1.0
     every crop of one shape keeps it. The draws come in the same order, so one seed gives the same fraction,
     flip and colour jitter for every shape.
     """
-    if aspect is None or aspect[0] == aspect[1]:
+    rect = aspect is not None and aspect[0] != aspect[1]
+    if not rect:
         short = min(h, w)
         lo, hi = scale_range if side_px_range is None else (float(v) / short for v in side_px_range)
         side = int(round(short * rng.uniform(lo, hi)))
@@ -92,7 +93,7 @@ def draw_augment(h: int, w: int, rng: np.random.Generator, scale_range=(0.5, 1.0
     y0 = int(rng.integers(0, h - bh + 1))
     x0 = int(rng.integers(0, w - bw + 1))
     rot = int(rng.integers(0, 4)) if flips else 0
-    if bh != bw or (aspect is not None and aspect[0] != aspect[1]):
+    if rect:
         rot = rot // 2 * 2  # a quarter turn would swap the crop's height and width
     flip = bool(rng.integers(0, 2)) if flips else False
     gain = float(2.0 ** rng.uniform(-exposure_stops, exposure_stops)) if exposure_stops > 0 else 1.0
@@ -212,7 +213,7 @@ class PairDataset(Dataset):
         if len(source) == 0:
             raise ValueError("PairDataset: the training source holds no images")
         self.source, self.teacher = source, teacher
-        sizes = [crop_size] if isinstance(crop_size, (int, float, str, tuple)) else list(crop_size)
+        sizes = [crop_size] if isinstance(crop_size, (int, float, str)) else list(crop_size)
         try:
             self.crop_shapes = [crop_shape(v) for v in sizes]
         except ValueError as e:
@@ -221,8 +222,7 @@ class PairDataset(Dataset):
                 or len(set(self.crop_shapes)) != len(self.crop_shapes)):
             raise ValueError(f"PairDataset: crop_size must be a side >= 16 (or HEIGHTxWIDTH) or a list of distinct "
                              f"ones, got {crop_size}")
-        self.crop_sizes = [h if h == w else f"{h}x{w}" for h, w in self.crop_shapes]
-        self.crop_size, self.crops_per_image = self.crop_sizes[0], int(crops_per_image)
+        self.crops_per_image = int(crops_per_image)
         self.scale_range, self.flips, self.exposure_stops = tuple(scale_range), flips, float(exposure_stops)
         self.saturation_range, self.tint_stops = tuple(saturation_range), float(tint_stops)
         self.side_px_range = None if side_px_range is None else tuple(float(v) for v in side_px_range)
@@ -235,12 +235,22 @@ class PairDataset(Dataset):
         self.cache_hits = 0
 
     @property
+    def crop_sizes(self) -> list:
+        """The crop sizes as configured: a side for a square, ``"HxW"`` for a rectangle."""
+        return [h if h == w else f"{h}x{w}" for h, w in self.crop_shapes]
+
+    @property
+    def crop_size(self):
+        """The first (or only) crop size."""
+        return self.crop_sizes[0]
+
+    @property
     def pairs_per_size(self) -> int:
         return len(self.source) * self.crops_per_image
 
     def __len__(self) -> int:
         """All pairs: index ``i`` is pool entry ``i % pairs_per_size`` at size ``crop_sizes[i // pairs_per_size]``."""
-        return self.pairs_per_size * len(self.crop_sizes)
+        return self.pairs_per_size * len(self.crop_shapes)
 
     @property
     def cache(self) -> PairCache | None:

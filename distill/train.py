@@ -198,7 +198,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     val_pairs = make_val_pairs(teacher, val_src, cfg.data.get("val_max_side")) if len(val_src) and ctx.is_main else []
     steps = int(tc.steps)
     sampler = ctx.shard(StepBatchSampler(len(dataset), int(tc.batch_size), int(cfg.seed), start_step, steps,
-                                         groups=len(dataset.crop_sizes)))
+                                         groups=len(dataset.crop_shapes)))
     nw = int(tc.num_workers)
     # spawn, not fork: a forked worker inherits the parent's OpenMP thread pool state and can deadlock.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=nw, worker_init_fn=worker_init if nw else None,

@@ -119,6 +119,7 @@ def test_several_crop_sizes_share_one_augmentation_pool(tmp_path):
     assert torch.allclose(one[4][0], x24, atol=1e-3) and one.cache_hits == 1
     with pytest.raises(ValueError, match="distinct"):
         PairDataset(_source(), t, crop_size=[16, 16])
+    assert PairDataset(_source(), t, crop_size=(16, 24)).crop_sizes == [16, 24]  # a tuple lists sides too
 
 
 def test_grouped_batches_stay_in_one_group_and_one_group_is_the_old_stream():
