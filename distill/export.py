@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import LOG_MAX, LOG_MIN, HDRNet, with_histograms
+from students.hdrnet import DETAIL_SCALE, LOG_MAX, LOG_MIN, HDRNet, fine_detail_sq, with_histograms
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class ExportableStudent(nn.Module):
         self.grid_depth: int = m.cfg.grid_depth
         self.stats_bins: int = m.cfg.stats_bins
         self.detail_input: bool = bool(m.cfg.detail_input)
+        self.detail_scale: float = float(DETAIL_SCALE)
         self.n_coeffs: int = N_COEFFS
         self.log_input: bool = m.cfg.input_encoding == "log"
         self.log_min: float = float(LOG_MIN)
@@ -156,9 +157,7 @@ class ExportableStudent(nn.Module):
         low = self.lowres_copy(xe)
         if not self.detail_input:
             return low
-        lum = xe.mean(1, keepdim=True)
-        hp = lum - F.avg_pool2d(lum, 3, stride=1, padding=1, count_include_pad=False)
-        return torch.cat([low, 4.0 * self.lowres_copy(hp * hp).clamp(min=0).sqrt()], 1)
+        return torch.cat([low, self.detail_scale * self.lowres_copy(fine_detail_sq(xe)).clamp(min=0).sqrt()], 1)
 
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """HDRNet.coefficients: low-res ``[B,3,L,L]`` (4 channels with detail_input) -> grid ``[B,12,D,G,G]``."""

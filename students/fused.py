@@ -319,6 +319,9 @@ class FastStudent:
         self.model = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
         self.guide = pack_guide(self.model.guide_params())
         self._low = np.empty((self.cfg.lowres, self.cfg.lowres, 3), np.float32)
+        if self.cfg.detail_input:  # reused per call, like _low
+            self._det = np.empty((self.cfg.lowres, self.cfg.lowres), np.float32)
+            self._low4 = np.empty((self.cfg.lowres, self.cfg.lowres, 4), np.float32)
         reason = "use_fused=False" if not use_fused else None
         if reason is None:
             try:
@@ -344,8 +347,9 @@ class FastStudent:
         if h >= size and w >= size:
             low = area_downsample(image, size, layout, self.cfg.input_encoding, out=self._low, threads=self.threads)
             if self.cfg.detail_input:  # 4th channel: the fine-detail energy, one more C++ pass
-                det = detail_energy_fused(image, size, layout, self.cfg.input_encoding, threads=self.threads)
-                low = np.concatenate([low, det[..., None]], 2)
+                det = detail_energy_fused(image, size, layout, self.cfg.input_encoding, out=self._det,
+                                          threads=self.threads)
+                low = np.concatenate([low, det[..., None]], 2, out=self._low4)
             low = torch.from_numpy(low).permute(2, 0, 1).unsqueeze(0)  # [1,3,L,L], channels-last strides
             return low if self.channels_last else low.contiguous()
         # Smaller than the low-res size: torch's (bilinear) lowres_copy on the encoded image; cheap here.

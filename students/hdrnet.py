@@ -96,18 +96,27 @@ def with_histograms(low: torch.Tensor, global_feat: torch.Tensor, local_feat: to
     return torch.cat([global_feat, image_hist], 1), torch.cat([local_feat, cell_hist], 1)
 
 
+DETAIL_SCALE = 4.0  # detail_energy's factor, so that it sits near [0, 1]; the fused C++ pass uses the same
+
+
+def fine_detail_sq(xe: torch.Tensor) -> torch.Tensor:
+    """Squared finest detail ``[B,1,H,W]``: luminance (channel mean) minus its 3x3 mean, border windows
+    averaging their valid pixels only. Shared with the exported student."""
+    lum = xe.mean(1, keepdim=True)
+    hp = lum - F.avg_pool2d(lum, 3, stride=1, padding=1, count_include_pad=False)
+    return hp * hp
+
+
 def detail_energy(xe: torch.Tensor, size: int) -> torch.Tensor:
-    """Root-mean-square of the full-resolution image's finest detail (luminance minus its 3x3 mean), averaged
-    over each low-res pixel's footprint: ``[B,1,size,size]``, scaled by 4 to sit near [0, 1].
+    """Root-mean-square of the full-resolution image's finest detail (``fine_detail_sq``), averaged over each
+    low-res pixel's footprint: ``[B,1,size,size]``, times ``DETAIL_SCALE``.
 
     The low-res copy averages fine texture away (a 640 px photo loses everything under 2.5 px), yet how
     much texture a cell holds is what a detail-boosting operator's curve for that cell depends on. Measured
     at the full-res pixel scale, so it means the same at any image size.
     """
     with torch.no_grad():  # a function of the input only
-        lum = xe.mean(1, keepdim=True)
-        hp = lum - F.avg_pool2d(lum, 3, stride=1, padding=1, count_include_pad=False)
-        return 4.0 * lowres_copy(hp * hp, size).clamp(min=0).sqrt()
+        return DETAIL_SCALE * lowres_copy(fine_detail_sq(xe), size).clamp(min=0).sqrt()
 
 
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

@@ -822,7 +822,7 @@ static int detail(const void* in_, int H, int W, int S, float* out, int threads)
                 float sum = 0.0f;
                 for (long x = xs; x < xe; x++) sum += acc[x];
                 float m = sum / (float)((ye - ys) * (xe - xs));
-                out[(long)i * S + j] = 4.0f * sqrtf(m > 0.0f ? m : 0.0f);
+                out[(long)i * S + j] = 4.0f * sqrtf(m > 0.0f ? m : 0.0f);  // hdrnet.DETAIL_SCALE
             }
         }
         free(tmp); free(lum); free(vsum); free(acc);
