@@ -48,7 +48,8 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import DETAIL_SCALE, LOG_MAX, LOG_MIN, HDRNet, fine_detail_sq, with_histograms
+from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq,
+                             with_histograms)
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,11 @@ class ExportableStudent(nn.Module):
         self.stats_bins: int = m.cfg.stats_bins
         self.detail_input: bool = bool(m.cfg.detail_input)
         self.detail_scale: float = float(DETAIL_SCALE)
+        # hdrnet.normalise_white; the percentile as a rational p_num / 10^6 so that the order-statistic index is
+        # integer arithmetic on the (dynamic) pixel count
+        self.white_num: int = int(round(float(m.cfg.white_percentile or 0.0) * 1e4))
+        self.white_floor: float = float(WHITE_FLOOR)
+        self.register_buffer("output_luma", torch.tensor(OUTPUT_LUMA).view(1, 3, 1, 1))
         self.n_coeffs: int = N_COEFFS
         self.log_input: bool = m.cfg.input_encoding == "log"
         self.log_min: float = float(LOG_MIN)
@@ -184,11 +190,28 @@ class ExportableStudent(nn.Module):
         a = coeffs.view(b, 3, 4, h, w)
         return (a[:, :, :3] * xe.unsqueeze(1)).sum(2) + a[:, :, 3]
 
+    def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+        """HDRNet.white: the output's luma percentile on every other row and column, ``[B]``; the two order
+        statistics come from a TopK (exports to ONNX; hdrnet.percentile's kthvalue does not)."""
+        xs = xe[:, :, ::2, ::2]
+        luma = (self.apply(slice_grid_sample(grid, self.guide(xs)), xs) * self.output_luma).sum(1).flatten(1)
+        n = luma.shape[1]
+        scaled = self.white_num * (n - 1)  # pos = scaled / 10^6
+        lo = scaled // 1000000
+        hi = lo + 1 if lo + 1 < n else lo
+        top = torch.topk(luma, n - lo, dim=1).values  # descending: top[:, n-1-i] is the i-th smallest
+        a, b = top[:, n - 1 - lo], top[:, n - 1 - hi]
+        frac = (scaled - lo * 1000000) / 1e6  # no float(): the exporter would freeze it at the traced size
+        return (a + frac * (b - a)).clamp(min=self.white_floor)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xe = self.encode(x)  # [B,3,H,W]
         grid = self.coefficients(self.lowres_input(xe))  # [B,12,D,G,G]
         coeffs = slice_grid_sample(grid, self.guide(xe))  # [B,12,H,W]
-        return self.apply(coeffs, xe)  # [B,3,H,W]
+        out = self.apply(coeffs, xe)  # [B,3,H,W]
+        if self.white_num > 0:
+            out = (out / self.white(grid, xe).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
+        return out
 
 
 # -- files ------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 import torch
 
-from students.hdrnet import HDRNet, encode_input
+from students.hdrnet import OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
@@ -363,10 +363,35 @@ class FastStudent:
             grid = self.model.coefficients(low)
         return np.ascontiguousarray(grid[0].numpy(), dtype=np.float32)
 
+    def white(self, image, layout: str, grid: np.ndarray) -> float:
+        """``HDRNet.white``: the white level, from the fused output on every other row and column of the
+        image (as a float image of its own: the level is taken before any clamp or rounding)."""
+        if layout == "hwc":
+            sub = np.ascontiguousarray(image[::2, ::2], dtype=np.float32)
+            if image.dtype in _INT_MAX:
+                sub *= np.float32(1.0 / _INT_MAX[image.dtype])
+        else:
+            sub = image[:, ::2, ::2].contiguous()
+        y = fused_slice_apply(sub, grid, self.guide, layout=layout, encoding=self.cfg.input_encoding,
+                              threads=self.threads)
+        y = np.asarray(y)
+        luma = y @ np.float32(OUTPUT_LUMA) if layout == "hwc" else np.tensordot(np.float32(OUTPUT_LUMA), y, 1)
+        return max(float(np.percentile(luma, self.cfg.white_percentile)), WHITE_FLOOR)
+
     def _one(self, image, layout: str, out):
         grid = self.coefficients(self.lowres(image, layout))
-        return fused_slice_apply(image, grid, self.guide, out=out, layout=layout,
-                                 encoding=self.cfg.input_encoding, threads=self.threads)
+        if not self.cfg.white_percentile:
+            return fused_slice_apply(image, grid, self.guide, out=out, layout=layout,
+                                     encoding=self.cfg.input_encoding, threads=self.threads)
+        # normalise_white folded into the grid: dividing every affine coefficient divides the output.
+        grid = grid * np.float32(1.0 / self.white(image, layout, grid))
+        res = fused_slice_apply(image, grid, self.guide, out=out, layout=layout,
+                                encoding=self.cfg.input_encoding, threads=self.threads)
+        if isinstance(res, torch.Tensor):
+            return res.clamp_(0.0, 1.0)
+        if res.dtype not in _INT_MAX:  # integer outputs are clamped on write already
+            np.clip(res, 0.0, 1.0, out=res)
+        return res
 
     def __call__(self, image, out=None):
         """Run the student.

@@ -33,6 +33,9 @@ class HDRNetConfig:
     input_encoding: str = "none"  # "none" for [0,1] inputs, "log" for linear HDR radiance
     stats_bins: int = 0  # > 0: also feed luminance histograms (per grid cell and per image) to the network
     detail_input: bool = False  # also feed the full-res fine-detail energy, area-averaged (detail_energy)
+    # > 0: divide the output by this percentile of its own luma and clamp to [0, 1] (normalise_white): the
+    # teacher's exposure rule, computed instead of learnt. null: the output is what the grid gives.
+    white_percentile: float | None = None
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -40,6 +43,8 @@ class HDRNetConfig:
             raise ValueError(f"lowres/grid_size must be a power of two >= 2, got {self.lowres}/{self.grid_size}")
         if self.stats_bins < 0:
             raise ValueError(f"stats_bins must be >= 0, got {self.stats_bins}")
+        if self.white_percentile is not None and not 0.0 < self.white_percentile <= 100.0:
+            raise ValueError(f"white_percentile must be in (0, 100] or null, got {self.white_percentile}")
         if self.input_encoding not in ("none", "log"):
             raise ValueError(f"input_encoding must be 'none' or 'log', got '{self.input_encoding}'")
 
@@ -117,6 +122,46 @@ def detail_energy(xe: torch.Tensor, size: int) -> torch.Tensor:
     """
     with torch.no_grad():  # a function of the input only
         return DETAIL_SCALE * lowres_copy(fine_detail_sq(xe), size).clamp(min=0).sqrt()
+
+
+OUTPUT_LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 weights, on the student's output as it is (display-encoded)
+WHITE_FLOOR = 1e-3  # the white level is never taken below this: a black output stays black, not NaN
+
+
+def percentile(v: torch.Tensor, p: float) -> torch.Tensor:
+    """``p``-th percentile of each row of ``v [B,N]`` -> ``[B]``, linear interpolation between order
+    statistics (numpy's default). Two ``kthvalue`` calls instead of a sort: O(N), no size limit (torch.quantile
+    refuses more than 2^24 values), and the gradient flows to the two elements it picks."""
+    n = v.shape[1]
+    pos = p / 100.0 * (n - 1)
+    lo = min(int(math.floor(pos)), n - 1)
+    frac = pos - lo
+    a = torch.kthvalue(v, lo + 1, dim=1).values
+    if frac == 0.0 or lo + 1 >= n:
+        return a
+    b = torch.kthvalue(v, lo + 2, dim=1).values
+    return a + frac * (b - a)
+
+
+def white_level(y_sub: torch.Tensor, p: float) -> torch.Tensor:
+    """The level ``[B]`` that ``normalise_white`` maps to 1: the ``p``-th percentile of the luma of
+    ``y_sub [B,3,h,w]``, the student's output on every other row and column of the image (the teacher takes its
+    white point on the same quarter of the pixels)."""
+    w = torch.tensor(OUTPUT_LUMA, dtype=y_sub.dtype, device=y_sub.device).view(1, 3, 1, 1)
+    return percentile((y_sub * w).sum(1).flatten(1), p).clamp(min=WHITE_FLOOR)
+
+
+def normalise_white(y: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
+    """``y [B,3,...]`` divided by ``white [B]`` and clamped to [0, 1].
+
+    Why: a tone-compressing teacher (local_laplacian_tone) shifts its result so that its 99.5th percentile is
+    display white. That shift is a property of the whole image (how bright its few lights end up), which a
+    student trained on crops learns badly: on held-out scenes its midtones come out uniformly too bright or
+    too dark. Divided by its own percentile, the student only has to get the *local* relation between lights
+    and midtones right, which is what a bilateral grid does well; the global level is computed, as the
+    teacher computes it. The clamp is the teacher's clip to white, so lights above white cost nothing."""
+    shape = (-1,) + (1,) * (y.dim() - 1)
+    return (y / white.view(shape)).clamp(0.0, 1.0)
 
 
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -197,11 +242,23 @@ class HDRNet(nn.Module):
         """Full-res ``[B,3,H,W]`` -> guide ``[B,H,W]`` in [0,1]."""
         return guide_map(x, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
 
+    def render(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+        """Grid ``[B,12,D,G,G]`` applied to the encoded full-res image ``[B,3,H,W]`` (slice, apply), no white
+        normalisation."""
+        return apply_coeffs(slice_grid(grid, self.guide(xe)), xe)
+
+    def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+        """``white_level`` of the image: ``render`` on every other row and column of ``xe``, taken as an image
+        of its own (the fused path computes exactly this)."""
+        return white_level(self.render(grid, xe[..., ::2, ::2]), self.cfg.white_percentile)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xe = encode_input(x, self.cfg.input_encoding)
         grid = self.coefficients(self.lowres_input(xe))
-        coeffs = slice_grid(grid, self.guide(xe))  # [B,12,H,W]
-        return apply_coeffs(coeffs, xe)
+        out = self.render(grid, xe)
+        if self.cfg.white_percentile:
+            out = normalise_white(out, self.white(grid, xe))
+        return out
 
     def forward_points(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """The output of ``forward`` at pixels ``(rows, cols)`` (each ``[B, N]``) only: ``[B, 3, N]``.
@@ -214,7 +271,10 @@ class HDRNet(nn.Module):
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
         guide = self.guide(xp.unsqueeze(2)).squeeze(1)  # [B,N]
-        return apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp)
+        out = apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp)
+        if self.cfg.white_percentile:  # the white level still needs (a quarter of) the whole image
+            out = normalise_white(out, self.white(grid, xe))
+        return out
 
     def guide_params(self) -> dict[str, torch.Tensor]:
         """Guide parameters, detached (the fused path consumes them)."""

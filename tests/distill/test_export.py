@@ -171,3 +171,25 @@ def test_detail_input_student_exports_to_onnx_and_torchscript(tmp_path):
     assert np.abs(got - ref.numpy()).max() < 1e-4
     scripted = load_torchscript(export_torchscript(model, tmp_path / "d.ts"))
     assert (scripted(x) - ref).abs().max() < 1e-4
+
+
+def test_white_normalised_student_exports_to_onnx_and_torchscript(tmp_path):
+    # student.white_percentile divides by an order statistic of the output (TopK in the graph): both formats
+    # must find the same one, at any size (the pixel count is dynamic).
+    import onnxruntime as ort
+
+    from distill.export import export_onnx, export_torchscript
+
+    model = trained_like(seed=5, white_percentile=99.5, input_encoding="log")
+    x, other = [im ** 4 * 8 for im in images([(91, 109), (77, 140)], seed=9)]
+    with torch.inference_mode():
+        ref, ref_other = model(x), model(other)
+        assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
+        assert (ref == 1).any() and ref.max() <= 1  # normalised: something reaches white, nothing passes it
+    onnx_path = export_onnx(model, tmp_path / "w.onnx")
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for inp, want in ((x, ref), (other, ref_other)):
+        got = sess.run(None, {sess.get_inputs()[0].name: inp.numpy()})[0]
+        assert np.abs(got - want.numpy()).max() < 1e-4
+    scripted = load_torchscript(export_torchscript(model, tmp_path / "w.ts"))
+    assert (scripted(other) - ref_other).abs().max() < 1e-4

@@ -264,19 +264,21 @@ def test_area_downsample_rejects_small_images():
         fused.area_downsample(np.zeros((100, 300, 3), np.float32), 256)
 
 
-def perturbed_model(encoding="none", seed=0, stats_bins=0, detail_input=False):
+def perturbed_model(encoding="none", seed=0, stats_bins=0, detail_input=False, white_percentile=None):
     torch.manual_seed(seed)
-    m = HDRNet(input_encoding=encoding, stats_bins=stats_bins, detail_input=detail_input)
+    m = HDRNet(input_encoding=encoding, stats_bins=stats_bins, detail_input=detail_input,
+               white_percentile=white_percentile)
     with torch.no_grad():
         for name, prm in m.named_parameters():
             prm.add_(torch.randn_like(prm) * (0.05 if "to_grid" in name else 0.02))
     return m.eval()
 
 
-@pytest.mark.parametrize("encoding,stats_bins,detail", [("none", 0, False), ("log", 0, False), ("none", 16, False),
-                                                        ("none", 16, True), ("log", 0, True)])
-def test_fast_student_matches_forward(encoding, stats_bins, detail):
-    m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail)
+@pytest.mark.parametrize("encoding,stats_bins,detail,white", [
+    ("none", 0, False, None), ("log", 0, False, None), ("none", 16, False, None), ("none", 16, True, None),
+    ("log", 0, True, None), ("log", 16, False, 99.5), ("none", 0, False, 90.0)])
+def test_fast_student_matches_forward(encoding, stats_bins, detail, white):
+    m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail, white_percentile=white)
     fast = fused.FastStudent(m, threads=2)
     assert fast.engine.startswith("fused-cpp-")
     scale = 6.0 if encoding == "log" else 1.0
@@ -292,9 +294,9 @@ def test_fast_student_matches_forward(encoding, stats_bins, detail):
         assert isinstance(out_np, np.ndarray) and np.abs(out_np - hwc(ref[0])).max() < 1e-5
 
 
-@pytest.mark.parametrize("dtype,scale", [(np.uint8, 255), (np.uint16, 65535)])
-def test_fast_student_integer_images(dtype, scale):
-    m = perturbed_model(seed=1)
+@pytest.mark.parametrize("dtype,scale,white", [(np.uint8, 255, None), (np.uint16, 65535, None), (np.uint8, 255, 95.0)])
+def test_fast_student_integer_images(dtype, scale, white):
+    m = perturbed_model(seed=1, white_percentile=white)
     img = np.random.default_rng(2).integers(0, scale + 1, size=(257, 263, 3)).astype(dtype)
     with torch.inference_mode():
         ref = m(torch.from_numpy(img.astype(np.float32) / scale).permute(2, 0, 1)[None])[0]

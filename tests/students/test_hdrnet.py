@@ -29,6 +29,9 @@ def test_config_validation():
         HDRNetConfig(lowres=200, grid_size=16)
     with pytest.raises(ValueError, match="input_encoding"):
         HDRNetConfig(input_encoding="gamma")
+    for bad in (0.0, -1.0, 100.5):
+        with pytest.raises(ValueError, match="white_percentile"):
+            HDRNetConfig(white_percentile=bad)
 
 
 def test_log_encoding_range():
@@ -152,3 +155,58 @@ def test_detail_input_adds_a_channel_and_reaches_the_grid():
         # the network sees the texture that the low-res copy averages away
         assert not torch.allclose(det.coefficients(low), det.coefficients(no_detail))
     plain.load_state_dict(HDRNet(width=4, lowres=64, grid_size=8).state_dict())  # the default is unchanged
+
+
+def test_percentile_matches_numpy_and_passes_gradient_to_its_elements():
+    import numpy as np
+
+    from students.hdrnet import percentile
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 2, 7, 1000, 4099):
+        v = torch.randn(3, n, generator=g)
+        v[:, : n // 3] = 0.25  # ties
+        for p in (0.0, 12.5, 50.0, 99.5, 100.0):
+            ref = torch.from_numpy(np.percentile(v.numpy().astype(np.float64), p, axis=1)).float()
+            assert torch.allclose(percentile(v, p), ref, atol=1e-6), (n, p)
+    v = torch.arange(11.0).view(1, 11).requires_grad_()
+    percentile(v, 95.0).sum().backward()  # pos 9.5: halfway between the values 9 and 10
+    assert v.grad[0, 9] == 0.5 and v.grad[0, 10] == 0.5 and v.grad.sum() == 1.0
+
+
+def test_white_normalisation_known_answer_on_the_identity_student():
+    import numpy as np
+    # An untrained student is the identity, so on a grey image its output luma is the image: the white level
+    # must be numpy's 99.5th percentile of every other row and column, and the output the image divided by it.
+    m = HDRNet(width=4, lowres=64, grid_size=8, white_percentile=99.5)
+    grey = torch.rand(1, 1, 75, 90, generator=torch.Generator().manual_seed(3)) * 0.8
+    x = grey.expand(1, 3, 75, 90).contiguous()
+    with torch.no_grad():
+        out = m(x)
+    white = np.percentile(grey[0, 0, ::2, ::2].numpy().astype(np.float64), 99.5)
+    assert 0.7 < white < 0.8
+    assert torch.allclose(out, (x / white).clamp(0, 1), atol=1e-6)
+    assert (out == 1).float().mean() < 0.01  # only the top half percent or so reaches white
+    plain = HDRNet(width=4, lowres=64, grid_size=8)
+    with torch.no_grad():
+        assert torch.allclose(plain(x), x, atol=1e-6)  # off by default: the output is the grid's
+
+
+def test_white_normalisation_makes_the_output_scale_free():
+    # The point of the option: the student's global level (a scale on all coefficients) no longer matters.
+    torch.manual_seed(1)
+    m = HDRNet(width=4, lowres=64, grid_size=8, white_percentile=99.5, input_encoding="log")
+    with torch.no_grad():
+        m.to_grid.weight.normal_(std=0.05)
+        x = torch.rand(2, 3, 70, 96) ** 4 * 5
+        xe = encode_input(x, "log")
+        grid = m.coefficients(m.lowres_input(xe))
+        out = m(x)
+        for scale in (0.5, 3.0):
+            from students.hdrnet import normalise_white
+            scaled = normalise_white(m.render(grid * scale, xe), m.white(grid * scale, xe))
+            assert torch.allclose(scaled, out, atol=1e-5)
+        # and without it, the scale shows
+        assert (m.render(grid * 3.0, xe) - m.render(grid, xe)).abs().max() > 0.1
+        rows = torch.randint(0, 70, (2, 64)); cols = torch.randint(0, 96, (2, 64))
+        from students.hdrnet import gather_pixels
+        assert torch.allclose(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6)
