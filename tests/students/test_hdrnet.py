@@ -210,3 +210,24 @@ def test_white_normalisation_makes_the_output_scale_free():
         rows = torch.randint(0, 70, (2, 64)); cols = torch.randint(0, 96, (2, 64))
         from students.hdrnet import gather_pixels
         assert torch.allclose(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6)
+
+
+def test_training_white_level_has_the_full_renders_value_and_gradient():
+    # HDRNet.white renders only the two order-statistic pixels with autograd while training; it must give what
+    # white_level on a fully differentiable render gives, value and gradient (grid and guide parameters).
+    from students.hdrnet import white_level
+    torch.manual_seed(2)
+    m = HDRNet(width=4, lowres=64, grid_size=8, white_percentile=99.5, input_encoding="log")
+    with torch.no_grad():
+        m.to_grid.weight.normal_(std=0.05)
+    xe = encode_input(torch.rand(3, 3, 90, 122) ** 4 * 5, "log")
+    grid = m.coefficients(m.lowres_input(xe))
+    params = [m.to_grid.weight, m.slopes, m.ccm]
+    fast = m.white(grid, xe)
+    g_fast = torch.autograd.grad(fast.sum(), params, retain_graph=True)
+    ref = white_level(m.render(grid, xe[..., ::2, ::2]), 99.5)
+    g_ref = torch.autograd.grad(ref.sum(), params)
+    assert torch.allclose(fast, ref, atol=1e-6)
+    assert g_ref[0].abs().max() > 1e-3  # the level does depend on the network
+    for a, b in zip(g_fast, g_ref):
+        assert torch.allclose(a, b, atol=1e-6)
