@@ -78,6 +78,10 @@ def test_the_photo_configs_compose():
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         ll = compose("config", overrides=["experiment=ll_photos"])
         hdr = compose("config", overrides=["experiment=ll_tone", "data=synthetic_hdr_photos"])
+        tone = compose("config", overrides=["experiment=ll_tone_photos"])
+    assert tone.data.train.base_source.sources[1].paths == ".cache/photos" and tone.data.pairs.crop_size == 320
+    assert tone.student.white_percentile == 99.5 and tone.train.steps == 4000 and tone.student.stats_bins == 16
+    assert tone.teacher._target_.endswith("LocalLaplacian") and tone.teacher.domain == "log"
     assert ll.data.train.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
     assert ll.data.train.sources[1].paths == ".cache/photos" and ll.data.pairs.crop_size == 320
     assert hdr.data.train.base_source.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
