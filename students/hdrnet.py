@@ -128,7 +128,10 @@ OUTPUT_LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 weights, on the student's out
 WHITE_FLOOR = 1e-3  # the white level is never taken below this: a black output stays black, not NaN
 
 
-def _order_stats(v: torch.Tensor, p: float) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], float]:
+Stat = tuple[torch.Tensor, torch.Tensor]  # (values [B], indices [B])
+
+
+def _order_stats(v: torch.Tensor, p: float) -> tuple[Stat, Stat, float]:
     """The two order statistics of each row of ``v [B,N]`` that its ``p``-th percentile interpolates, as
     (values, indices) pairs, and the interpolation weight of the second."""
     n = v.shape[1]
