@@ -831,20 +831,37 @@ static int detail(const void* in_, int H, int W, int S, float* out, int threads)
 }
 
 template <int F>
-static int detail_f(const void* in, int H, int W, int enc, int S, float* out, int threads) {
-    return enc ? detail<F, true>(in, H, W, S, out, threads) : detail<F, false>(in, H, W, S, out, threads);
-}
-
-template <int F>
 static int run_f(const void* in, void* out, const Dims& d, const float* grid, const Guide& G, int enc, int threads) {
     bool gather = d.nint > L;
     if (enc) return gather ? run<F, true, true>(in, out, d, grid, G, threads) : run<F, true, false>(in, out, d, grid, G, threads);
     return gather ? run<F, false, true>(in, out, d, grid, G, threads) : run<F, false, false>(in, out, d, grid, G, threads);
 }
 
-template <int F>
-static int down_f(const void* in, int H, int W, int enc, int S, float* out, int threads) {
-    return enc ? downsample<F, true>(in, H, W, S, out, threads) : downsample<F, false>(in, H, W, S, out, threads);
+// The two low-res passes (area downsample, fine-detail energy) share one signature, so one dispatch
+// picks the instantiation for both: pixel format, then encoding.
+struct DownPass {
+    template <int F, bool LOG>
+    static int run(const void* in, int H, int W, int S, float* out, int t) { return downsample<F, LOG>(in, H, W, S, out, t); }
+};
+struct DetailPass {
+    template <int F, bool LOG>
+    static int run(const void* in, int H, int W, int S, float* out, int t) { return detail<F, LOG>(in, H, W, S, out, t); }
+};
+
+template <class P, int F>
+static int lowres_f(const void* in, int H, int W, int enc, int S, float* out, int threads) {
+    return enc ? P::template run<F, true>(in, H, W, S, out, threads) : P::template run<F, false>(in, H, W, S, out, threads);
+}
+
+template <class P>
+static int lowres_pass(const void* in, int fmt, int H, int W, int enc, int S, float* out, int threads) {
+    switch (fmt) {
+        case HWC_F32: return lowres_f<P, HWC_F32>(in, H, W, enc, S, out, threads);
+        case HWC_U8: return lowres_f<P, HWC_U8>(in, H, W, enc, S, out, threads);
+        case HWC_U16: return lowres_f<P, HWC_U16>(in, H, W, enc, S, out, threads);
+        case CHW_F32: return lowres_f<P, CHW_F32>(in, H, W, enc, S, out, threads);
+    }
+    return -1;
 }
 
 }  // namespace
@@ -879,23 +896,11 @@ extern "C" int HD_CAT(hd_slice_apply, HD_ISA)(const void* in, void* out, int fmt
 }
 
 extern "C" int HD_CAT(hd_downsample, HD_ISA)(const void* in, int fmt, int H, int W, int enc, int S, float* out, int threads) {
-    switch (fmt) {
-        case HWC_F32: return down_f<HWC_F32>(in, H, W, enc, S, out, threads);
-        case HWC_U8: return down_f<HWC_U8>(in, H, W, enc, S, out, threads);
-        case HWC_U16: return down_f<HWC_U16>(in, H, W, enc, S, out, threads);
-        case CHW_F32: return down_f<CHW_F32>(in, H, W, enc, S, out, threads);
-    }
-    return -1;
+    return lowres_pass<DownPass>(in, fmt, H, W, enc, S, out, threads);
 }
 
 extern "C" int HD_CAT(hd_detail, HD_ISA)(const void* in, int fmt, int H, int W, int enc, int S, float* out, int threads) {
-    switch (fmt) {
-        case HWC_F32: return detail_f<HWC_F32>(in, H, W, enc, S, out, threads);
-        case HWC_U8: return detail_f<HWC_U8>(in, H, W, enc, S, out, threads);
-        case HWC_U16: return detail_f<HWC_U16>(in, H, W, enc, S, out, threads);
-        case CHW_F32: return detail_f<CHW_F32>(in, H, W, enc, S, out, threads);
-    }
-    return -1;
+    return lowres_pass<DetailPass>(in, fmt, H, W, enc, S, out, threads);
 }
 
 extern "C" int HD_CAT(hd_lanes, HD_ISA)() { return L; }
