@@ -134,62 +134,48 @@ def test_bad_arguments_raise(tmp_path):
         run(cfg)
 
 
-def test_histogram_student_exports_to_onnx_and_torchscript(tmp_path):
-    # student.stats_bins feeds luminance histograms (a scatter) to the network: both formats must carry them.
+def assert_both_formats_reproduce(model, tmp_path, name, cases, tol=1e-4):
+    """Export ``model`` to ONNX and TorchScript; each must give ``want`` for ``inp``, for every case."""
     import onnxruntime as ort
 
     from distill.export import export_onnx, export_torchscript
 
+    sess = ort.InferenceSession(str(export_onnx(model, tmp_path / f"{name}.onnx")), providers=["CPUExecutionProvider"])
+    scripted = load_torchscript(export_torchscript(model, tmp_path / f"{name}.ts"))
+    for inp, want in cases:
+        got = sess.run(None, {sess.get_inputs()[0].name: inp.numpy()})[0]
+        assert np.abs(got - want.numpy()).max() < tol
+        assert (scripted(inp) - want).abs().max() < tol
+
+
+def test_histogram_student_exports_to_onnx_and_torchscript(tmp_path):
+    # student.stats_bins feeds luminance histograms (a scatter) to the network: both formats must carry them.
     model = trained_like(seed=3, stats_bins=4)
     x = images([(91, 109)], seed=7)[0]
     with torch.inference_mode():
         ref = model(x)
         assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
-    onnx_path = export_onnx(model, tmp_path / "s.onnx")
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-    assert np.abs(got - ref.numpy()).max() < 1e-4
-    scripted = load_torchscript(export_torchscript(model, tmp_path / "s.ts"))
-    assert (scripted(x) - ref).abs().max() < 1e-4
+    assert_both_formats_reproduce(model, tmp_path, "s", [(x, ref)])
 
 
 def test_detail_input_student_exports_to_onnx_and_torchscript(tmp_path):
     # student.detail_input adds a full-res 3x3 high-pass, area-averaged: both formats must compute it alike.
-    import onnxruntime as ort
-
-    from distill.export import export_onnx, export_torchscript
-
     model = trained_like(seed=4, detail_input=True)
     x, small = images([(91, 109), (20, 30)], seed=8)
     with torch.inference_mode():
         ref = model(x)
         assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
         assert (ExportableStudent(model)(small) - model(small)).abs().max() < 1e-5  # smaller than lowres
-    onnx_path = export_onnx(model, tmp_path / "d.onnx")
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-    assert np.abs(got - ref.numpy()).max() < 1e-4
-    scripted = load_torchscript(export_torchscript(model, tmp_path / "d.ts"))
-    assert (scripted(x) - ref).abs().max() < 1e-4
+    assert_both_formats_reproduce(model, tmp_path, "d", [(x, ref)])
 
 
 def test_white_normalised_student_exports_to_onnx_and_torchscript(tmp_path):
     # student.white_percentile divides by an order statistic of the output (TopK in the graph): both formats
     # must find the same one, at any size (the pixel count is dynamic).
-    import onnxruntime as ort
-
-    from distill.export import export_onnx, export_torchscript
-
     model = trained_like(seed=5, white_percentile=99.5, input_encoding="log")
     x, other = [im ** 4 * 8 for im in images([(91, 109), (77, 140)], seed=9)]
     with torch.inference_mode():
         ref, ref_other = model(x), model(other)
         assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
         assert (ref == 1).any() and ref.max() <= 1  # normalised: something reaches white, nothing passes it
-    onnx_path = export_onnx(model, tmp_path / "w.onnx")
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    for inp, want in ((x, ref), (other, ref_other)):
-        got = sess.run(None, {sess.get_inputs()[0].name: inp.numpy()})[0]
-        assert np.abs(got - want.numpy()).max() < 1e-4
-    scripted = load_torchscript(export_torchscript(model, tmp_path / "w.ts"))
-    assert (scripted(other) - ref_other).abs().max() < 1e-4
+    assert_both_formats_reproduce(model, tmp_path, "w", [(x, ref), (other, ref_other)])
