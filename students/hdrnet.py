@@ -265,9 +265,9 @@ class HDRNet(nn.Module):
         """``white_level`` of the image: ``render`` on every other row and column of ``xe``, taken as an image
         of its own (the fused path computes exactly this)."""
         xs = xe[..., ::2, ::2]
-        if not (torch.is_grad_enabled() and (grid.requires_grad or self.mix.requires_grad)):
+        if not torch.is_grad_enabled():
             return white_level(self.render(grid, xs), self.cfg.white_percentile)
-        # Training: the percentile's gradient reaches only the two pixels it interpolates. Find them without
+        # With autograd: the percentile's gradient reaches only the two pixels it interpolates. Find them without
         # autograd (no activations kept for a quarter of the image), then render just those two with it:
         # the same value and gradient as white_level on a differentiable render, at a fraction of the cost.
         with torch.no_grad():
