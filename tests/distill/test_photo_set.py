@@ -79,11 +79,14 @@ def test_the_photo_configs_compose():
         ll = compose("config", overrides=["experiment=ll_photos"])
         hdr = compose("config", overrides=["experiment=ll_tone", "data=synthetic_hdr_photos"])
         tone = compose("config", overrides=["experiment=ll_tone_photos"])
+        detail = compose("config", overrides=["experiment=ll_detail_photos"])
     assert tone.data.train.base_source.sources[1].paths == ".cache/photos" and tone.data.pairs.crop_size == 320
     assert tone.student.white_percentile == 99.5 and tone.train.steps == 4000 and tone.student.stats_bins == 16
     assert tone.teacher._target_.endswith("LocalLaplacian") and tone.teacher.domain == "log"
     assert ll.data.train.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
     assert ll.data.train.sources[1].paths == ".cache/photos" and ll.data.pairs.crop_size == 320
+    assert detail.student.detail_input and detail.train.steps == 6000 and detail.student.white_percentile is None
+    assert detail.data == ll.data and detail.teacher == ll.teacher and detail.student.stats_bins == 16
     assert hdr.data.train.base_source.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
 
 
