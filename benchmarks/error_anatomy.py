@@ -1,0 +1,94 @@
+"""Where a student's held-out error lies: a global level, a global contrast, or local structure (at which scale).
+
+Per held-out image of the checkpoint's own data config, at native size, output clamped as in training:
+  psnr         the student against the teacher
+  level        after the best whole-image level (one factor on the output's linear luminance)
+  contrast     after the best whole-image exponent and level: a*log10 L + b fitted by least squares on the
+               output's log luminance (pixels clipped in either image left out), colour kept by ratios
+  low / high   the error's PSNR below and above a Gaussian blur of ``sigma`` px, for each sigma
+If ``contrast`` is far above ``psnr``, a student that computes that whole-image quantity (as
+``student.white_percentile`` computes the white level) would help; if not, the error is local.
+
+    python benchmarks/error_anatomy.py runs/durand/checkpoints/last.pt [sigmas=2,8,32]
+"""
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from distill.checkpoint import build_student, build_teacher, load_checkpoint
+from distill.color import linear_to_srgb, luminance, srgb_to_linear
+from distill.io import downscale_max_side
+from distill.metrics import psnr
+from distill.pairs import image_pair
+
+LOG_FLOOR = 1e-5  # luminance floor for the log fit (sRGB 8-bit black is ~3e-4)
+
+
+def global_fit(p: torch.Tensor, y: torch.Tensor, exponent: bool = True) -> tuple[float, float, torch.Tensor]:
+    """Best whole-image (a, b) with log10 L_p' = a log10 L_p + b against the teacher's log luminance.
+
+    ``p``, ``y``: sRGB ``[1,3,H,W]`` in [0, 1]. ``exponent=False`` fits the level alone (a = 1). Returns
+    (a, b, p re-rendered with it, colour kept by ratios, clipped and sRGB-encoded)."""
+    lin_p = srgb_to_linear(p)
+    lp = torch.log10(luminance(lin_p).clamp_min(LOG_FLOOR)).flatten().double()
+    ly = torch.log10(luminance(srgb_to_linear(y)).clamp_min(LOG_FLOOR)).flatten().double()
+    keep = ((p < 0.999).all(1) & (y < 0.999).all(1)).flatten()
+    if not keep.any():
+        raise ValueError("global_fit: every pixel is clipped in the student or the teacher output")
+    lp_k, ly_k = lp[keep], ly[keep]
+    if exponent:
+        design = torch.stack([lp_k, torch.ones_like(lp_k)], 1)
+        a, b = (float(v) for v in torch.linalg.lstsq(design, ly_k[:, None]).solution[:, 0])
+    else:
+        a, b = 1.0, float((ly_k - lp_k).mean())
+    gain = 10 ** ((a - 1) * lp + b)  # L' / L per pixel
+    return a, b, linear_to_srgb(lin_p * gain.view(1, 1, *p.shape[2:]).float())
+
+
+def scale_split(err: np.ndarray, sigma: float) -> tuple[float, float]:
+    """PSNR (dB, peak 1) of an error image ``[H,W,C]`` below and above a Gaussian blur of ``sigma`` px."""
+    err = np.ascontiguousarray(err, dtype=np.float32)
+    low = cv2.GaussianBlur(err, (0, 0), sigma).reshape(err.shape)
+    return _db(low), _db(err - low)
+
+
+def _db(e: np.ndarray) -> float:
+    mse = float(np.mean(np.square(e, dtype=np.float64)))
+    return float("inf") if mse == 0 else -10 * np.log10(mse)
+
+
+@torch.inference_mode()
+def main(argv: list[str]) -> int:
+    paths = [a for a in argv if "=" not in a]
+    opts = dict(a.split("=", 1) for a in argv if "=" in a)
+    if not paths or paths[0].startswith("-"):
+        print(__doc__)
+        return 2
+    sigmas = [float(s) for s in opts.get("sigmas", "2,8,32").split(",")]
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        student, teacher = build_student(ckpt).eval(), build_teacher(ckpt)
+        data = ckpt["config"]["data"]
+        val = instantiate(data["val"])
+        print(path)
+        for i in range(len(val)):
+            item = val[i]
+            x, y = image_pair(teacher, downscale_max_side(item.linear, data.get("val_max_side")))
+            p, y = student(x).clamp(0, 1), y.clamp(0, 1)
+            _, b0, lev = global_fit(p, y, exponent=False)
+            a, b, con = global_fit(p, y)
+            err = (p - y)[0].permute(1, 2, 0).numpy()
+            split = "  ".join(f"s{s:g} {lo:.2f}/{hi:.2f}" for s in sigmas for lo, hi in [scale_split(err, s)])
+            print(f"  {item.name:14s} psnr {psnr(p, y):6.2f}  level {psnr(lev, y):6.2f} (b {b0:+.3f})  "
+                  f"contrast {psnr(con, y):6.2f} (a {a:.3f}, b {b:+.3f})  low/high {split}")
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    sys.exit(main(sys.argv[1:]))
