@@ -297,12 +297,24 @@ def test_fast_student_matches_forward(encoding, stats_bins, detail, white):
 @pytest.mark.parametrize("dtype,scale,white", [(np.uint8, 255, None), (np.uint16, 65535, None), (np.uint8, 255, 95.0)])
 def test_fast_student_integer_images(dtype, scale, white):
     m = perturbed_model(seed=1, white_percentile=white)
-    img = np.random.default_rng(2).integers(0, scale + 1, size=(257, 263, 3)).astype(dtype)
-    with torch.inference_mode():
-        ref = m(torch.from_numpy(img.astype(np.float32) / scale).permute(2, 0, 1)[None])[0]
-    ref = np.rint(hwc(ref.clamp(0, 1)) * scale)
-    out = fused.FastStudent(m)(img, out=np.empty_like(img))
-    assert out.dtype == dtype and np.abs(out.astype(np.int64) - ref).max() <= 1
+    for shape in [(257, 263, 3), (256, 264, 3)]:  # odd and even sides: two ways of taking the white quarter
+        img = np.random.default_rng(2).integers(0, scale + 1, size=shape).astype(dtype)
+        with torch.inference_mode():
+            ref = m(torch.from_numpy(img.astype(np.float32) / scale).permute(2, 0, 1)[None])[0]
+        ref = np.rint(hwc(ref.clamp(0, 1)) * scale)
+        out = fused.FastStudent(m)(img, out=np.empty_like(img))
+        assert out.dtype == dtype and np.abs(out.astype(np.int64) - ref).max() <= 1, shape
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint16])
+def test_quarter_hwc_is_every_other_row_and_column(dtype):
+    rng = np.random.default_rng(3)
+    for h, w in [(6, 8), (7, 8), (6, 9), (2, 2), (1, 1)]:
+        img = (rng.random((h, w, 3)) * 1000).astype(dtype)
+        q = fused.quarter_hwc(img)
+        assert q.dtype == dtype and q.flags.c_contiguous and np.array_equal(q, img[::2, ::2]), (h, w)
+    view = (rng.random((8, 12, 3)) * 1000).astype(dtype)[:, 2:10]  # not contiguous
+    assert np.array_equal(fused.quarter_hwc(view), view[::2, ::2])
 
 
 def test_fast_student_snapshots_weights_and_keeps_model_intact():
