@@ -22,9 +22,8 @@ from hydra.utils import instantiate
 
 from distill.checkpoint import build_student, build_teacher, load_checkpoint
 from distill.color import linear_to_srgb, luminance, srgb_to_linear
-from distill.io import downscale_max_side
 from distill.metrics import psnr
-from distill.pairs import image_pair
+from distill.train import make_val_pairs
 
 LOG_FLOOR = 1e-5  # luminance floor for the log fit (sRGB 8-bit black is ~3e-4)
 
@@ -74,17 +73,14 @@ def main(argv: list[str]) -> int:
         ckpt = load_checkpoint(path)
         student, teacher = build_student(ckpt).eval(), build_teacher(ckpt)
         data = ckpt["config"]["data"]
-        val = instantiate(data["val"])
         print(path)
-        for i in range(len(val)):
-            item = val[i]
-            x, y = image_pair(teacher, downscale_max_side(item.linear, data.get("val_max_side")))
+        for name, x, y in make_val_pairs(teacher, instantiate(data["val"]), data.get("val_max_side")):
             p, y = student(x).clamp(0, 1), y.clamp(0, 1)
             _, b0, lev = global_fit(p, y, exponent=False)
             a, b, con = global_fit(p, y)
             err = (p - y)[0].permute(1, 2, 0).numpy()
             split = "  ".join(f"s{s:g} {lo:.2f}/{hi:.2f}" for s in sigmas for lo, hi in [scale_split(err, s)])
-            print(f"  {item.name:14s} psnr {psnr(p, y):6.2f}  level {psnr(lev, y):6.2f} (b {b0:+.3f})  "
+            print(f"  {name:14s} psnr {psnr(p, y):6.2f}  level {psnr(lev, y):6.2f} (b {b0:+.3f})  "
                   f"contrast {psnr(con, y):6.2f} (a {a:.3f}, b {b:+.3f})  low/high {split}")
     return 0
 
