@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq,
+from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq, fuse,
                              with_histograms)
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ class ExportableStudent(nn.Module):
         self.log_input: bool = m.cfg.input_encoding == "log"
         self.log_min: float = float(LOG_MIN)
         self.log_max: float = float(LOG_MAX)
+        self.fusion: str = m.cfg.fusion
+        self.output_encoding: str = m.cfg.output_encoding
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
         self.register_buffer("grid_identity", m.grid_identity.clone())
@@ -170,7 +172,7 @@ class ExportableStudent(nn.Module):
         feat = self.splat(low)  # [B,C,G,G]
         gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
-        fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
+        fused = fuse(self.local(lfeat), g, self.fusion)  # [B,C,G,G]
         b, gh, gw = fused.shape[0], fused.shape[2], fused.shape[3]
         grid = self.to_grid(fused).view(b, self.n_coeffs, self.grid_depth, gh, gw)
         return grid + self.grid_identity
@@ -185,10 +187,19 @@ class ExportableStudent(nn.Module):
         return g.clamp(0.0, 1.0)
 
     def apply(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
-        """students.grid.apply_coeffs: per-pixel 3x4 affine transform, ``[B,12,H,W]`` x ``[B,3,H,W]``."""
+        """students.grid.apply_coeffs: per-pixel 3x4 affine transform, ``[B,12,H,W]`` x ``[B,3,H,W]``, then
+        hdrnet.decode_output."""
         b, h, w = coeffs.shape[0], coeffs.shape[2], coeffs.shape[3]
         a = coeffs.view(b, 3, 4, h, w)
-        return (a[:, :, :3] * xe.unsqueeze(1)).sum(2) + a[:, :, 3]
+        return self.decode((a[:, :, :3] * xe.unsqueeze(1)).sum(2) + a[:, :, 3])
+
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        """hdrnet.decode_output (written out: TorchScript takes no module-level floats): identity, or the log
+        window's radiance, clipped to [0, 1] and sRGB-encoded."""
+        if self.output_encoding == "none":
+            return y
+        r = torch.exp2(y * (self.log_min + self.log_max) - self.log_min).clamp(0.0, 1.0)
+        return torch.where(r <= 0.0031308, 12.92 * r, 1.055 * r.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
 
     def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """HDRNet.white: the output's luma percentile on every other row and column, ``[B]``; the two order

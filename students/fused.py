@@ -42,13 +42,14 @@ from students.hdrnet import OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 # Pixel format codes of the C ABI (students/csrc/fused.cpp).
 _HWC_CODES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
 _CHW_F32 = 3
 _INT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _ENCODINGS = {"none": 0, "log": 1}
+_OUT_ENCODINGS = {"none": 0, "srgb_log": 1}
 _ERRORS = {-1: "bad arguments", -2: "too many curve knots (max 256)", -3: "out of memory"}
 
 
@@ -69,7 +70,7 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.hd_set_isa.restype = c_int
     lib.hd_lanes.restype = c_int
     lib.hd_slice_apply.argtypes = [c_void_p, c_void_p, c_int, c_int, c_int, c_void_p, c_int, c_int, c_int,
-                                   c_void_p, c_int, c_int, c_int]
+                                   c_void_p, c_int, c_int, c_int, ctypes.c_float, c_int]
     lib.hd_slice_apply.restype = c_int
     lib.hd_downsample.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
     lib.hd_downsample.restype = c_int
@@ -224,7 +225,7 @@ def quarter_hwc(image: np.ndarray) -> np.ndarray:
 
 
 def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", encoding: str = "none",
-                      threads: int | None = None):
+                      threads: int | None = None, out_encoding: str = "none", out_scale: float = 1.0):
     """Guide + trilinear slice + affine apply in one pass (the full-resolution half of HDRNet.forward).
 
     Args:
@@ -234,6 +235,9 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
         guide_params: ``HDRNet.guide_params()`` (dict of tensors), or the ``pack_guide`` tuple.
         out: optional output of the same type, shape and dtype as ``image`` (reused: no allocation).
         encoding: "none" or "log" (``hdrnet.encode_input``, applied per pixel before guide and apply).
+        out_encoding: "none" or "srgb_log" (``hdrnet.decode_output``, applied to the affine output).
+        out_scale: with "srgb_log", the decoded output is multiplied by this (> 0) and clipped at 1
+            (``hdrnet.normalise_white`` with ``white = 1 / out_scale``); ignored otherwise.
         threads: OpenMP threads (None: OpenMP default, which ``torch.set_num_threads`` also sets, since
             torch and this library share torch's libgomp).
 
@@ -249,12 +253,17 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
     if g.ndim != 4 or g.shape[0] != 12:
         raise ValueError(f"grid: expected [12,D,Gh,Gw], got {g.shape}")
     packed, k = guide_params if isinstance(guide_params, tuple) else pack_guide(guide_params)
+    if out_encoding not in _OUT_ENCODINGS:
+        raise ValueError(f"fused_slice_apply: unknown out_encoding '{out_encoding}' (expected one of {sorted(_OUT_ENCODINGS)})")
+    if not float(out_scale) > 0.0:
+        raise ValueError(f"fused_slice_apply: out_scale must be > 0, got {out_scale}")
     if out is None:
         out = torch.empty_like(image) if isinstance(image, torch.Tensor) else np.empty_like(image)
     else:
         _check_out(out, image)
     rc = lib.hd_slice_apply(_ptr(image), _ptr(out), fmt, h, w, g.ctypes.data, g.shape[1], g.shape[2], g.shape[3],
-                            packed.ctypes.data, k, _encoding_code(encoding), threads or 0)
+                            packed.ctypes.data, k, _encoding_code(encoding), _OUT_ENCODINGS[out_encoding],
+                            float(out_scale), threads or 0)
     if rc != 0:
         raise RuntimeError(f"fused_slice_apply: {_ERRORS.get(rc, rc)} (image {tuple(image.shape)}, grid {g.shape})")
     return out
@@ -384,7 +393,7 @@ class FastStudent:
         else:
             sub = image[:, ::2, ::2].contiguous()
         y = fused_slice_apply(sub, grid, self.guide, layout=layout, encoding=self.cfg.input_encoding,
-                              threads=self.threads)
+                              threads=self.threads, out_encoding=self.cfg.output_encoding)
         y = np.asarray(y)
         luma = y @ np.float32(OUTPUT_LUMA) if layout == "hwc" else np.tensordot(np.float32(OUTPUT_LUMA), y, 1)
         return max(float(np.percentile(luma, self.cfg.white_percentile)), WHITE_FLOOR)
@@ -392,8 +401,12 @@ class FastStudent:
     def _one(self, image, layout: str, out):
         grid = self.coefficients(self.lowres(image, layout))
         if not self.cfg.white_percentile:
-            return fused_slice_apply(image, grid, self.guide, out=out, layout=layout,
-                                     encoding=self.cfg.input_encoding, threads=self.threads)
+            return fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.cfg.input_encoding,
+                                     threads=self.threads, out_encoding=self.cfg.output_encoding)
+        if self.cfg.output_encoding != "none":  # the kernel divides the decoded output and clips it at 1
+            return fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.cfg.input_encoding,
+                                     threads=self.threads, out_encoding=self.cfg.output_encoding,
+                                     out_scale=1.0 / self.white(image, layout, grid))
         # normalise_white folded into the grid: dividing every affine coefficient divides the output.
         grid = grid * np.float32(1.0 / self.white(image, layout, grid))
         res = fused_slice_apply(image, grid, self.guide, out=out, layout=layout,

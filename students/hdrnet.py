@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from distill.color import linear_to_srgb
 from students.grid import N_COEFFS, apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid, slice_points
 
 # Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1]. HDR inputs
@@ -36,6 +37,15 @@ class HDRNetConfig:
     # > 0: divide the output by this percentile of its own luma and clamp to [0, 1] (normalise_white): the
     # teacher's exposure rule, computed instead of learnt. null: the output is what the grid gives.
     white_percentile: float | None = None
+    # "srgb_log": the grid's affine output is read as log radiance in the input's log window and decoded to
+    # display sRGB (decode_output): a tone operator that is a local gain on radiance is then a per-cell
+    # *offset* in the grid, with the pixel's own detail passed through by an identity slope. "none": the
+    # grid's output is the display value itself.
+    output_encoding: str = "none"
+    # How the global feature vector meets the local features: "add" (the paper: relu(local + global)) or "film"
+    # (relu(local * (1 + scale) + shift), both from the global path), so that an image-wide quantity can
+    # *scale* a local one, e.g. a compression exponent set by the whole image times a cell's base level.
+    fusion: str = "add"
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -47,6 +57,12 @@ class HDRNetConfig:
             raise ValueError(f"white_percentile must be in (0, 100] or null, got {self.white_percentile}")
         if self.input_encoding not in ("none", "log"):
             raise ValueError(f"input_encoding must be 'none' or 'log', got '{self.input_encoding}'")
+        if self.fusion not in ("add", "film"):
+            raise ValueError(f"fusion must be 'add' or 'film', got '{self.fusion}'")
+        if self.output_encoding not in ("none", "srgb_log"):
+            raise ValueError(f"output_encoding must be 'none' or 'srgb_log', got '{self.output_encoding}'")
+        if self.output_encoding == "srgb_log" and self.input_encoding != "log":
+            raise ValueError("output_encoding 'srgb_log' needs input_encoding 'log' (it inverts that encoding)")
 
 
 def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
@@ -55,6 +71,17 @@ def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
         return x
     # log2 radiance over a fixed window; fixed so that the fused path can do the same per pixel.
     return ((torch.log2(x.clamp(min=0) + 2.0**-LOG_MIN) + LOG_MIN) / (LOG_MIN + LOG_MAX)).clamp(0, 1)
+
+
+def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
+    """The grid's affine output -> the student's display output. "none": as is. "srgb_log": ``y`` is read in
+    the "log" input encoding, as the radiance ``2^((LOG_MIN + LOG_MAX) y - LOG_MIN)``, which is clipped to
+    [0, 1] and sRGB-encoded. An identity grid then shows the peak-normalised input ``x`` as sRGB (of
+    ``x + 2^-LOG_MIN``: the encoding's offset is not taken back, which keeps the fused kernel's decode two
+    exponentials; it moves the output by at most 1.3e-5)."""
+    if encoding == "none":
+        return y
+    return linear_to_srgb(torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN))
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,6 +205,15 @@ def normalise_white(y: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
     return (y / white.view(shape)).clamp(0.0, 1.0)
 
 
+def fuse(local: torch.Tensor, g: torch.Tensor, fusion: str) -> torch.Tensor:
+    """Local features ``[B,C,G,G]`` and the global path's output (``[B,C]``, or ``[B,2C]`` for "film") ->
+    fused features ``[B,C,G,G]`` (HDRNetConfig.fusion). Shared with the exported student."""
+    if fusion == "film":
+        scale, shift = g.chunk(2, dim=1)
+        return F.relu(local * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None])
+    return F.relu(local + g[:, :, None, None])
+
+
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``x [B,C,H,W]`` at pixels ``(rows, cols) [B,N]`` -> ``[B,C,N]``."""
     b, c, h, w = x.shape
@@ -211,7 +247,7 @@ class HDRNet(nn.Module):
         self.global_fc = nn.Sequential(
             nn.Linear(c * gs * gs + sb, 4 * c), nn.ReLU(inplace=True),
             nn.Linear(4 * c, 2 * c), nn.ReLU(inplace=True),
-            nn.Linear(2 * c, c),
+            nn.Linear(2 * c, c * (2 if cfg.fusion == "film" else 1)),
         )
         # Local path: two convs at grid resolution; the last one is linear.
         self.local = nn.Sequential(_conv(c + sb, c), _conv(c, c, act=False))
@@ -247,7 +283,7 @@ class HDRNet(nn.Module):
         feat = self.splat(low)  # [B,C,G,G]
         gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
-        fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
+        fused = fuse(self.local(lfeat), g, self.cfg.fusion)  # [B,C,G,G]
         b, _, gh, gw = fused.shape
         grid = self.to_grid(fused).view(b, N_COEFFS, self.cfg.grid_depth, gh, gw)
         return grid + self.grid_identity
@@ -259,7 +295,7 @@ class HDRNet(nn.Module):
     def render(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """Grid ``[B,12,D,G,G]`` applied to the encoded full-res image ``[B,3,H,W]`` (slice, apply), no white
         normalisation."""
-        return apply_coeffs(slice_grid(grid, self.guide(xe)), xe)
+        return decode_output(apply_coeffs(slice_grid(grid, self.guide(xe)), xe), self.cfg.output_encoding)
 
     def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """``white_level`` of the image: ``render`` on every other row and column of ``xe``, taken as an image
@@ -278,7 +314,8 @@ class HDRNet(nn.Module):
         rows, cols = idx // w, idx % w
         xp = gather_pixels(xs, rows, cols)  # [B,3,2]
         guide = self.guide(xp.unsqueeze(2)).squeeze(1)
-        luma = output_luma(apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp))  # [B,2]
+        y = decode_output(apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp), self.cfg.output_encoding)
+        luma = output_luma(y)  # [B,2]
         return (luma[:, 0] + frac * (luma[:, 1] - luma[:, 0])).clamp(min=WHITE_FLOOR)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -300,7 +337,7 @@ class HDRNet(nn.Module):
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
         guide = self.guide(xp.unsqueeze(2)).squeeze(1)  # [B,N]
-        out = apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp)
+        out = decode_output(apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp), self.cfg.output_encoding)
         if self.cfg.white_percentile:  # the white level still needs (a quarter of) the whole image
             out = normalise_white(out, self.white(grid, xe))
         return out

@@ -68,6 +68,7 @@ static inline vi ior(vi a, vi b) { return _mm512_or_si512(a, b); }
 static inline vi isub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
 static inline vi iadd(vi a, vi b) { return _mm512_add_epi32(a, b); }
 static inline vi srl23(vi a) { return _mm512_srli_epi32(a, 23); }
+static inline vi sll23(vi a) { return _mm512_slli_epi32(a, 23); }
 // where(a > b, x, y)
 static inline vf sel_gt(vf a, vf b, vf x, vf y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x); }
 static inline vi isel_gt(vf a, vf b, vi x, vi y) { return _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x); }
@@ -109,6 +110,7 @@ static inline vi ior(vi a, vi b) { return _mm256_or_si256(a, b); }
 static inline vi isub(vi a, vi b) { return _mm256_sub_epi32(a, b); }
 static inline vi iadd(vi a, vi b) { return _mm256_add_epi32(a, b); }
 static inline vi srl23(vi a) { return _mm256_srli_epi32(a, 23); }
+static inline vi sll23(vi a) { return _mm256_slli_epi32(a, 23); }
 static inline vf sel_gt(vf a, vf b, vf x, vf y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
 static inline vi isel_gt(vf a, vf b, vi x, vi y) {
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(y), _mm256_castsi256_ps(x), _mm256_cmp_ps(a, b, _CMP_GT_OQ)));
@@ -160,6 +162,7 @@ static inline vi ior(vi a, vi b) { return a | b; }
 static inline vi isub(vi a, vi b) { return a - b; }
 static inline vi iadd(vi a, vi b) { return a + b; }
 static inline vi srl23(vi a) { return (vi)((uint32_t)a >> 23); }
+static inline vi sll23(vi a) { return (vi)((uint32_t)a << 23); }
 static inline vf sel_gt(vf a, vf b, vf x, vf y) { return a > b ? x : y; }
 static inline vi isel_gt(vf a, vf b, vi x, vi y) { return a > b ? x : y; }
 static inline vf lookup_perm(const float* t, vi idx) { return t[idx]; }
@@ -375,6 +378,34 @@ static inline vf encode_log(vf x) {
     return vmin(vmax(e, set1(0.0f)), set1(1.0f));
 }
 
+// "srgb_log" output decoding (hdrnet.decode_output): radiance = 2^((LOG_MIN + LOG_MAX) * y - LOG_MIN),
+// clipped to [0, 1], sRGB-encoded. The sRGB power needs no logarithm: r^(1/2.4) = 2^(t / 2.4).
+// exp2_: 2^t = 2^n * 2^(f - 1/2) * sqrt(2), n = floor(t), the Taylor series of 2^g, |g| <= 1/2, to g^6
+// (relative error ~1e-7); t is clamped to [-126, 0] first, so 2^n is a normal float.
+static inline vf exp2_(vf t) {
+    t = vmin(vmax(t, set1(-126.0f)), set1(0.0f));
+    vi n = floor_i(t);
+    vf g = sub(sub(t, to_f(n)), set1(0.5f));
+    const float l = 0.6931471805599453f;  // ln 2
+    vf p = fma_(g, set1(l * l * l * l * l * l / 720.0f), set1(l * l * l * l * l / 120.0f));
+    p = fma_(p, g, set1(l * l * l * l / 24.0f));
+    p = fma_(p, g, set1(l * l * l / 6.0f));
+    p = fma_(p, g, set1(l * l / 2.0f));
+    p = fma_(p, g, set1(l));
+    p = fma_(p, g, set1(1.0f));
+    vf scale = as_f(sll23(iadd(n, iset1(127))));
+    return mul(mul(p, set1(1.41421356237309515f)), scale);
+}
+
+static inline vf decode_srgb_log(vf y, vf white_scale) {
+    vf t = fma_(y, set1(LOG_MIN + LOG_MAX), set1(-LOG_MIN));  // log2 radiance; >= 0 means clipped to 1
+    const float toe = -8.319252f;                              // log2(0.0031308), sRGB's linear segment
+    vf lin = mul(exp2_(t), set1(12.92f));
+    vf pw = fma_(exp2_(mul(t, set1(1.0f / 2.4f))), set1(1.055f), set1(-0.055f));
+    vf v = sel_gt(t, set1(toe), pw, lin);
+    return vmin(mul(v, white_scale), set1(1.0f));
+}
+
 static inline void* alloc64(size_t bytes) {
     void* p = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
     return p;
@@ -490,6 +521,8 @@ struct Dims {
     int H, W, D, Gh, Gw;
     int nint, nspan, TL;
     long per_row;  // floats of tables per grid row: nspan * 12 * 4 * TL
+    int out_enc;        // 0: the affine output as is; 1: decode_srgb_log, times out_scale, at most 1
+    float out_scale;
 };
 
 static void build_tables(const float* grid, const Dims& d, float* T) {
@@ -571,6 +604,10 @@ static inline void block(const typename Pix<F>::T* ip, typename Pix<F>::T* op, l
     // Apply the per-pixel 3x4 affine transform to the (encoded) input.
     vf o[3];
     for (int c = 0; c < 3; c++) o[c] = fma_(A[4 * c + 2], b, fma_(A[4 * c + 1], g, fma_(A[4 * c], r, A[4 * c + 3])));
+    if (d.out_enc) {  // uniform over the call: a predictable branch, not a template copy per format
+        vf ws = set1(d.out_scale);
+        for (int c = 0; c < 3; c++) o[c] = decode_srgb_log(o[c], ws);
+    }
     Pix<F>::store(op, plane, o[0], o[1], o[2]);
 }
 
@@ -870,9 +907,12 @@ static int lowres_pass(const void* in, int fmt, int H, int W, int enc, int S, fl
 // Entry points (called by fused.cpp after argument checks).
 // ---------------------------------------------------------------------------------------------
 extern "C" int HD_CAT(hd_slice_apply, HD_ISA)(const void* in, void* out, int fmt, int H, int W, const float* grid, int D,
-                                              int Gh, int Gw, const float* guide_packed, int K, int enc, int threads) {
+                                              int Gh, int Gw, const float* guide_packed, int K, int enc, int out_enc,
+                                              float out_scale, int threads) {
     if (K > MAX_KNOTS) return -2;
     Dims d;
+    d.out_enc = out_enc;
+    d.out_scale = out_scale;
     d.H = H; d.W = W; d.D = D; d.Gh = Gh; d.Gw = Gw;
     d.nint = D > 1 ? D - 1 : 1;
     d.nspan = Gw > 1 ? Gw - 1 : 1;

@@ -179,3 +179,17 @@ def test_white_normalised_student_exports_to_onnx_and_torchscript(tmp_path):
         assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
         assert (ref == 1).any() and ref.max() <= 1  # normalised: something reaches white, nothing passes it
     assert_both_formats_reproduce(model, tmp_path, "w", [(x, ref), (other, ref_other)])
+
+
+def test_srgb_log_film_student_exports_to_onnx_and_torchscript(tmp_path):
+    # student.output_encoding=srgb_log decodes the grid's output (exp2, clip, sRGB curve) and fusion=film
+    # multiplies local by global features: both formats must compute both, with and without the white level.
+    for seed, white in ((6, None), (7, 99.5)):
+        model = trained_like(seed=seed, input_encoding="log", output_encoding="srgb_log", fusion="film",
+                             white_percentile=white)
+        x = images([(91, 109)], seed=seed)[0] ** 4 * 8
+        with torch.inference_mode():
+            ref = model(x)
+            assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
+            assert 0 <= ref.min() and ref.max() <= 1 and ref.std() > 0.05
+        assert_both_formats_reproduce(model, tmp_path, f"sl{seed}", [(x, ref)])

@@ -7,7 +7,7 @@ import torch
 
 from students import build, fused
 from students.grid import apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid
-from students.hdrnet import HDRNet, encode_input
+from students.hdrnet import HDRNet, decode_output, encode_input
 
 
 
@@ -173,6 +173,26 @@ def test_log_encoding_matches_encode_input(isa):
     np.testing.assert_array_equal(out_hwc, hwc(out))
 
 
+def test_srgb_log_output_matches_decode_output(isa):
+    # The grid's outputs span below 0 (radiance ~0), the sRGB toe, the power segment and above 1 (clipped).
+    g = torch.Generator().manual_seed(6)
+    x = torch.exp2(torch.rand(3, 29, 43, generator=g) * 22 - 18)
+    grid, p = random_grid(seed=6), guide_params(seed=6)
+    y = torch_path(x, grid, p, "log")
+    assert y.min() < 0 and y.max() > 1 and ((y > 0.55) & (y < 0.58)).any()  # 0.58: 2^(20y - 20) = 0.0031
+    for scale in (1.0, 1.7):
+        ref = (decode_output(y, "srgb_log") * scale).clamp(max=1.0)
+        out = fused.fused_slice_apply(x, grid, p, layout="chw", encoding="log", out_encoding="srgb_log",
+                                      out_scale=scale)
+        assert (out - ref).abs().max() < 1e-5, scale
+        assert (out < 0.04).any() and (out == 1).any() and out.min() >= 0  # toe and clip both reached
+        out_hwc = fused.fused_slice_apply(hwc(x), grid, p, encoding="log", out_encoding="srgb_log", out_scale=scale)
+        np.testing.assert_array_equal(out_hwc, hwc(out))
+    # out_scale means nothing without a decode: the raw affine output comes back unchanged
+    raw = fused.fused_slice_apply(x, grid, p, layout="chw", encoding="log", out_scale=3.0)
+    assert (raw - y).abs().max() < 1e-5
+
+
 def test_threads_do_not_change_the_result(isa):
     x = hwc(torch.rand(3, 40, 70))
     grid, p = random_grid(), guide_params()
@@ -204,6 +224,10 @@ def test_bad_inputs_raise_clear_errors():
         fused.fused_slice_apply(np.zeros((4, 4, 3), np.float32), grid, p, encoding="gamma")
     with pytest.raises(ValueError, match="grid"):
         fused.fused_slice_apply(np.zeros((4, 4, 3), np.float32), grid[:6], p)
+    with pytest.raises(ValueError, match="out_encoding 'gamma'"):
+        fused.fused_slice_apply(np.zeros((4, 4, 3), np.float32), grid, p, out_encoding="gamma")
+    with pytest.raises(ValueError, match="out_scale must be > 0"):
+        fused.fused_slice_apply(np.zeros((4, 4, 3), np.float32), grid, p, out_encoding="srgb_log", out_scale=0.0)
     with pytest.raises(ValueError, match="shifts and slopes"):
         fused.fused_slice_apply(np.zeros((4, 4, 3), np.float32), grid, {**p, "slopes": p["slopes"][:, :3]})
 
@@ -264,21 +288,25 @@ def test_area_downsample_rejects_small_images():
         fused.area_downsample(np.zeros((100, 300, 3), np.float32), 256)
 
 
-def perturbed_model(encoding="none", seed=0, stats_bins=0, detail_input=False, white_percentile=None):
+def perturbed_model(encoding="none", seed=0, stats_bins=0, detail_input=False, white_percentile=None, **cfg):
     torch.manual_seed(seed)
     m = HDRNet(input_encoding=encoding, stats_bins=stats_bins, detail_input=detail_input,
-               white_percentile=white_percentile)
+               white_percentile=white_percentile, **cfg)
     with torch.no_grad():
         for name, prm in m.named_parameters():
             prm.add_(torch.randn_like(prm) * (0.05 if "to_grid" in name else 0.02))
     return m.eval()
 
 
-@pytest.mark.parametrize("encoding,stats_bins,detail,white", [
-    ("none", 0, False, None), ("log", 0, False, None), ("none", 16, False, None), ("none", 16, True, None),
-    ("log", 0, True, None), ("log", 16, False, 99.5), ("none", 0, False, 90.0)])
-def test_fast_student_matches_forward(encoding, stats_bins, detail, white):
-    m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail, white_percentile=white)
+SRGB_LOG_FILM = {"output_encoding": "srgb_log", "fusion": "film"}
+
+
+@pytest.mark.parametrize("encoding,stats_bins,detail,white,cfg", [
+    ("none", 0, False, None, {}), ("log", 0, False, None, {}), ("none", 16, False, None, {}),
+    ("none", 16, True, None, {}), ("log", 0, True, None, {}), ("log", 16, False, 99.5, {}),
+    ("none", 0, False, 90.0, {}), ("log", 16, False, None, SRGB_LOG_FILM), ("log", 16, False, 99.5, SRGB_LOG_FILM)])
+def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
+    m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail, white_percentile=white, **cfg)
     fast = fused.FastStudent(m, threads=2)
     assert fast.engine.startswith("fused-cpp-")
     scale = 6.0 if encoding == "log" else 1.0
@@ -294,9 +322,11 @@ def test_fast_student_matches_forward(encoding, stats_bins, detail, white):
         assert isinstance(out_np, np.ndarray) and np.abs(out_np - hwc(ref[0])).max() < 1e-5
 
 
-@pytest.mark.parametrize("dtype,scale,white", [(np.uint8, 255, None), (np.uint16, 65535, None), (np.uint8, 255, 95.0)])
-def test_fast_student_integer_images(dtype, scale, white):
-    m = perturbed_model(seed=1, white_percentile=white)
+@pytest.mark.parametrize("dtype,scale,white,cfg", [
+    (np.uint8, 255, None, {}), (np.uint16, 65535, None, {}), (np.uint8, 255, 95.0, {}),
+    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG_FILM})])
+def test_fast_student_integer_images(dtype, scale, white, cfg):
+    m = perturbed_model(seed=1, white_percentile=white, **cfg)
     for shape in [(257, 263, 3), (256, 264, 3)]:  # odd and even sides: two ways of taking the white quarter
         img = np.random.default_rng(2).integers(0, scale + 1, size=shape).astype(dtype)
         with torch.inference_mode():

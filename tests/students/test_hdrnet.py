@@ -231,3 +231,67 @@ def test_training_white_level_has_the_full_renders_value_and_gradient():
     assert g_ref[0].abs().max() > 1e-3  # the level does depend on the network
     for a, b in zip(g_fast, g_ref):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_srgb_log_output_config_checks_and_identity_at_init():
+    from distill.color import linear_to_srgb
+    with pytest.raises(ValueError, match="output_encoding"):
+        HDRNetConfig(input_encoding="log", output_encoding="srgb")
+    with pytest.raises(ValueError, match="needs input_encoding 'log'"):
+        HDRNetConfig(output_encoding="srgb_log")
+    with pytest.raises(ValueError, match="fusion"):
+        HDRNetConfig(fusion="concat")
+    # An untrained student shows its (peak-normalised) HDR input as sRGB: the decode inverts the log window
+    # (to 2^-20) and applies the sRGB curve, clipping above the peak.
+    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", output_encoding="srgb_log", fusion="film")
+    x = torch.rand(2, 3, 37, 45) ** 3
+    x[:, :, 0, 0] = 2.0
+    with torch.no_grad():
+        out = m(x)
+    assert torch.allclose(out, linear_to_srgb(x), atol=2e-5) and (out[:, :, 0, 0] - 1).abs().max() < 1e-6
+
+
+def test_srgb_log_turns_a_gain_into_a_grid_offset():
+    # The reason for the encoding: a tone operator that multiplies radiance by a gain (here 1/4, two stops) is an
+    # identity grid plus a constant offset, which an additive ("none") output cannot express exactly.
+    from distill.color import linear_to_srgb
+    from students.hdrnet import decode_output
+    from students.grid import apply_coeffs, identity_grid, slice_grid
+    x = torch.rand(1, 3, 20, 30) ** 2
+    xe = encode_input(x, "log")
+    grid = identity_grid(1, 8, 4, 4)
+    grid[:, 3::4] -= 2.0 / 20.0  # offsets of the three output rows: log2 gain / (LOG_MIN + LOG_MAX)
+    y = apply_coeffs(slice_grid(grid, xe.mean(1)), xe)
+    assert torch.allclose(decode_output(y, "srgb_log"), linear_to_srgb((x + 2.0**-20) / 4), atol=1e-6)
+
+
+def test_film_fusion_with_zero_scale_is_the_papers_add():
+    from students.hdrnet import fuse
+    local, g = torch.randn(2, 5, 4, 4), torch.randn(2, 5)
+    assert torch.equal(fuse(local, torch.cat([torch.zeros_like(g), g], 1), "film"), fuse(local, g, "add"))
+    doubled = fuse(local, torch.cat([torch.ones_like(g), torch.zeros_like(g)], 1), "film")
+    assert torch.equal(doubled, F.relu(2 * local))  # the global path scales the local features
+
+
+def test_srgb_log_film_points_and_white_level_match_the_full_render():
+    from students.hdrnet import gather_pixels, white_level
+    torch.manual_seed(4)
+    m = HDRNet(width=4, lowres=64, grid_size=8, white_percentile=99.5, input_encoding="log",
+               output_encoding="srgb_log", fusion="film")
+    with torch.no_grad():
+        m.to_grid.weight.normal_(std=0.05)
+    x = torch.rand(2, 3, 70, 96) ** 4 * 5
+    with torch.no_grad():
+        out = m(x)
+    rows, cols = torch.randint(0, 70, (2, 64)), torch.randint(0, 96, (2, 64))
+    with torch.no_grad():
+        assert torch.allclose(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6)
+    xe = encode_input(x, "log")
+    grid = m.coefficients(m.lowres_input(xe))
+    fast = m.white(grid, xe)
+    ref = white_level(m.render(grid, xe[..., ::2, ::2]), 99.5)
+    assert torch.allclose(fast, ref, atol=1e-6)
+    params = [m.to_grid.weight, m.slopes]
+    for a, b in zip(torch.autograd.grad(fast.sum(), params, retain_graph=True),
+                    torch.autograd.grad(ref.sum(), params)):
+        assert torch.allclose(a, b, atol=1e-6)
