@@ -121,7 +121,6 @@ class ExportableStudent(nn.Module):
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth
         self.stats_bins: int = m.cfg.stats_bins
-        self.mean_levels: int = m.cfg.mean_levels
         self.detail_input: bool = bool(m.cfg.detail_input)
         self.detail_scale: float = float(DETAIL_SCALE)
         # hdrnet.normalise_white; the percentile as a rational p_num / 10^6 so that the order-statistic index is
@@ -171,8 +170,7 @@ class ExportableStudent(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """HDRNet.coefficients: low-res ``[B,3,L,L]`` (4 channels with detail_input) -> grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.stats_bins,
-                                       self.mean_levels)
+        gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = fuse(self.local(lfeat), g, self.fusion)  # [B,C,G,G]
         b, gh, gw = fused.shape[0], fused.shape[2], fused.shape[3]

@@ -33,7 +33,6 @@ class HDRNetConfig:
     curve_knots: int = 16  # knots of the guide's piecewise-linear curves (paper: 16)
     input_encoding: str = "none"  # "none" for [0,1] inputs, "log" for linear HDR radiance
     stats_bins: int = 0  # > 0: also feed luminance histograms (per grid cell and per image) to the network
-    mean_levels: int = 0  # > 0: also feed the edge-aware local mean at this many intensity levels per cell
     detail_input: bool = False  # also feed the full-res fine-detail energy, area-averaged (detail_energy)
     # > 0: divide the output by this percentile of its own luma and clamp to [0, 1] (normalise_white): the
     # teacher's exposure rule, computed instead of learnt. null: the output is what the grid gives.
@@ -54,8 +53,6 @@ class HDRNetConfig:
             raise ValueError(f"lowres/grid_size must be a power of two >= 2, got {self.lowres}/{self.grid_size}")
         if self.stats_bins < 0:
             raise ValueError(f"stats_bins must be >= 0, got {self.stats_bins}")
-        if self.mean_levels < 0 or self.mean_levels == 1:
-            raise ValueError(f"mean_levels must be 0 or >= 2, got {self.mean_levels}")
         if self.white_percentile is not None and not 0.0 < self.white_percentile <= 100.0:
             raise ValueError(f"white_percentile must be in (0, 100] or null, got {self.white_percentile}")
         if self.input_encoding not in ("none", "log"):
@@ -87,35 +84,6 @@ def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
     return linear_to_srgb(torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN))
 
 
-def _cell_samples(low: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Mean intensity of ``low [B,3,L,L]`` as samples ``[B,N]``, each sample's grid cell ``[1,N]``, and N.
-    2x2 means first when a cell is at least 8 px wide: 4x fewer samples to scatter (64 per 16x16 cell)."""
-    b, _, h, w = low.shape
-    if h % cells or w % cells:
-        raise ValueError(f"luminance_histograms: low-res size {h}x{w} is not a multiple of {cells} cells")
-    lum = low.mean(1, keepdim=True)
-    if (h // cells) % 2 == 0 and (w // cells) % 2 == 0 and h // cells >= 8:
-        lum, h, w = F.avg_pool2d(lum, 2), h // 2, w // 2
-    rows = torch.arange(h, device=low.device) // (h // cells)
-    cols = torch.arange(w, device=low.device) // (w // cells)
-    cell = (rows[:, None] * cells + cols[None, :]).reshape(1, h * w)
-    return lum.reshape(b, h * w), cell, h * w
-
-
-def _tent_splat(lum: torch.Tensor, cell: torch.Tensor, values: torch.Tensor, bins: int, n_cells: int) -> torch.Tensor:
-    """Sum of ``values [B,N]`` per (intensity bin, cell), each sample split between its two nearest bins by
-    tent weights on ``lum`` (bin centres at (i + 0.5) / bins): ``[B, bins * n_cells]``, bin-major."""
-    z = (lum * bins - 0.5).clamp(0, bins - 1)
-    i0 = z.floor().clamp(max=max(bins - 2, 0))
-    frac = z - i0
-    idx = i0.long() * n_cells + cell
-    out = torch.zeros(lum.shape[0], bins * n_cells, dtype=lum.dtype, device=lum.device)
-    out.scatter_add_(1, idx, (1 - frac) * values)
-    if bins > 1:
-        out.scatter_add_(1, idx + n_cells, frac * values)
-    return out
-
-
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft (tent-weighted) histograms of the mean intensity of ``low [B,3,L,L]``: per grid cell
     ``[B,bins,cells,cells]`` and per image ``[B,bins]``, as densities (a flat histogram is all ones).
@@ -124,50 +92,39 @@ def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torc
     (a bilateral grid *is* such a histogram); handing it to the network directly, rather than leaving the
     strided convs to rediscover it from 7 photos, is what lets the student generalise to unseen images.
     """
+    b, _, h, w = low.shape
+    if h % cells or w % cells:
+        raise ValueError(f"luminance_histograms: low-res size {h}x{w} is not a multiple of {cells} cells")
     with torch.no_grad():  # a function of the input only: nothing to learn through it
-        lum, cell, n = _cell_samples(low, cells)
+        lum = low.mean(1, keepdim=True)
+        if (h // cells) % 2 == 0 and (w // cells) % 2 == 0 and h // cells >= 8:
+            # 2x2 means first: 4x fewer samples to scatter (64 per 16x16 cell), a third of the cost.
+            lum, h, w = F.avg_pool2d(lum, 2), h // 2, w // 2
+        lum = lum.reshape(b, h * w)
+        # Tent weights touch two neighbouring bins: scatter them, instead of a [B,bins,L,L] broadcast.
+        z = (lum * bins - 0.5).clamp(0, bins - 1)
+        i0 = z.floor().clamp(max=max(bins - 2, 0))
+        frac = z - i0
+        rows = torch.arange(h, device=low.device) // (h // cells)
+        cols = torch.arange(w, device=low.device) // (w // cells)
+        cell = (rows[:, None] * cells + cols[None, :]).reshape(1, h * w)
         n_cells = cells * cells
-        hist = _tent_splat(lum, cell, torch.ones_like(lum), bins, n_cells)
-        hist = hist.view(lum.shape[0], bins, cells, cells) * (bins * n_cells / n)
+        idx = i0.long() * n_cells + cell
+        hist = torch.zeros(b, bins * n_cells, dtype=low.dtype, device=low.device)
+        hist.scatter_add_(1, idx, 1 - frac)
+        if bins > 1:
+            hist.scatter_add_(1, idx + n_cells, frac)
+        hist = hist.view(b, bins, cells, cells) * (bins * n_cells / (h * w))
     return hist, hist.mean((2, 3))
 
 
-def local_means(low: torch.Tensor, levels: int, cells: int) -> torch.Tensor:
-    """Edge-aware local mean of the intensity of ``low [B,3,L,L]`` at ``levels`` intensity levels per grid cell:
-    ``[B,levels,cells,cells]``, a bilateral grid in the manner of Chen, Paris & Durand 2007.
-
-    Each sample is splatted (tent weights) into the levels nearest its intensity, in its cell; weights and
-    weighted intensities are blurred by [1,2,1]/4 over neighbouring cells and levels, then divided. The mean at
-    a level is what an edge-preserving filter (the base layer of a bilateral tone mapper) gives a pixel of that
-    intensity there: the per-node quantity such an operator's gain depends on. Handing it to the network
-    spares it a division it would otherwise have to learn from histograms. Where no pixel is near a level,
-    the mean falls back to the level's centre.
-    """
-    with torch.no_grad():  # a function of the input only
-        lum, cell, n = _cell_samples(low, cells)
-        b, n_cells = lum.shape[0], cells * cells
-        both = torch.stack([_tent_splat(lum, cell, torch.ones_like(lum), levels, n_cells),
-                            _tent_splat(lum, cell, lum, levels, n_cells)], 1)  # [B,2,levels*cells^2]
-        both = both.view(b * 2, 1, levels, cells, cells) * (levels * n_cells / n)
-        k = torch.tensor([0.25, 0.5, 0.25], dtype=low.dtype, device=low.device)
-        kernel = (k.view(3, 1, 1) * k.view(1, 3, 1) * k.view(1, 1, 3)).view(1, 1, 3, 3, 3)
-        both = F.conv3d(F.pad(both, (1, 1, 1, 1, 1, 1), mode="replicate"), kernel).view(b, 2, levels, cells, cells)
-        centres = (torch.arange(levels, dtype=low.dtype, device=low.device) + 0.5) / levels
-        eps = 1e-3  # a weight this small pulls the mean towards the level's centre
-        return (both[:, 1] + eps * centres.view(1, levels, 1, 1)) / (both[:, 0] + eps)
-
-
 def with_histograms(low: torch.Tensor, global_feat: torch.Tensor, local_feat: torch.Tensor,
-                    bins: int, mean_levels: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                    bins: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The global ``[B,C']`` and local ``[B,C,G,G]`` features, each with its luminance histogram appended
-    when ``bins > 0`` (``stats_bins``), and the local ones with ``local_means`` when ``mean_levels > 0``;
-    unchanged otherwise. Shared with the exported student."""
-    cells = local_feat.shape[-1]
-    if mean_levels > 0:
-        local_feat = torch.cat([local_feat, local_means(low, mean_levels, cells)], 1)
+    when ``bins > 0`` (``stats_bins``); unchanged otherwise. Shared with the exported student."""
     if bins <= 0:
         return global_feat, local_feat
-    cell_hist, image_hist = luminance_histograms(low, bins, cells)
+    cell_hist, image_hist = luminance_histograms(low, bins, local_feat.shape[-1])
     return torch.cat([global_feat, image_hist], 1), torch.cat([local_feat, cell_hist], 1)
 
 
@@ -293,7 +250,7 @@ class HDRNet(nn.Module):
             nn.Linear(2 * c, c * (2 if cfg.fusion == "film" else 1)),
         )
         # Local path: two convs at grid resolution; the last one is linear.
-        self.local = nn.Sequential(_conv(c + sb + cfg.mean_levels, c), _conv(c, c, act=False))
+        self.local = nn.Sequential(_conv(c + sb, c), _conv(c, c, act=False))
         # Fusion -> grid of 12 coefficients x D bins per cell.
         self.to_grid = nn.Conv2d(c, N_COEFFS * cfg.grid_depth, 1)
         nn.init.zeros_(self.to_grid.weight)
@@ -324,8 +281,7 @@ class HDRNet(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """Low-res image ``[B,3,L,L]`` (``[B,4,L,L]`` with ``detail_input``) -> bilateral grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins,
-                                       self.cfg.mean_levels)
+        gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = fuse(self.local(lfeat), g, self.cfg.fusion)  # [B,C,G,G]
         b, _, gh, gw = fused.shape

@@ -193,13 +193,3 @@ def test_srgb_log_film_student_exports_to_onnx_and_torchscript(tmp_path):
             assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
             assert 0 <= ref.min() and ref.max() <= 1 and ref.std() > 0.05
         assert_both_formats_reproduce(model, tmp_path, f"sl{seed}", [(x, ref)])
-
-
-def test_local_means_student_exports_to_onnx_and_torchscript(tmp_path):
-    # student.mean_levels adds a bilateral grid of the low-res intensity (two scatters, a 3-D blur, a division).
-    model = trained_like(seed=8, stats_bins=4, mean_levels=8)
-    x = images([(91, 109)], seed=10)[0]
-    with torch.inference_mode():
-        ref = model(x)
-        assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
-    assert_both_formats_reproduce(model, tmp_path, "m", [(x, ref)])

@@ -295,31 +295,3 @@ def test_srgb_log_film_points_and_white_level_match_the_full_render():
     for a, b in zip(torch.autograd.grad(fast.sum(), params, retain_graph=True),
                     torch.autograd.grad(ref.sum(), params)):
         assert torch.allclose(a, b, atol=1e-6)
-
-
-def test_local_means_are_edge_aware():
-    # A step from 0.2 to 0.8 between the left and right halves: next to the edge, the mean at the dark level
-    # is the dark side's own value (a plain blur there would mix in the bright side), and at the bright
-    # level the bright one; a level no pixel is near falls back to its own centre.
-    from students.hdrnet import local_means
-    low = torch.full((1, 3, 64, 64), 0.2)
-    low[..., 32:] = 0.8
-    m = local_means(low, 8, 8)  # levels centred at 0.0625, 0.1875, ...; cells of 8 px
-    assert m.shape == (1, 8, 8, 8)
-    left, right = m[0, :, :, 3], m[0, :, :, 4]  # the two cells beside the edge
-    assert (left[1] - 0.2).abs().max() < 1e-2 and (right[6] - 0.8).abs().max() < 1e-2
-    assert (right[1] - 0.2).abs().max() < 1e-2  # the dark level across the edge still reads the dark side
-    assert (m[0, 4, :, 0] - 0.5625).abs().max() < 1e-3  # far from both intensities: the level's centre
-    # a constant image: its value at the levels around it, everywhere
-    flat = local_means(torch.full((2, 3, 64, 64), 0.4), 8, 8)
-    assert (flat[:, 2:4] - 0.4).abs().max() < 1e-4
-
-
-def test_mean_levels_student_shapes_and_identity():
-    with pytest.raises(ValueError, match="mean_levels"):
-        HDRNetConfig(mean_levels=1)
-    m = HDRNet(width=4, lowres=64, grid_size=8, mean_levels=8, stats_bins=4)
-    x = torch.rand(2, 3, 37, 45)
-    with torch.no_grad():
-        assert torch.allclose(m(x), x, atol=1e-6)
-        assert m.coefficients(m.lowres_input(x)).shape == (2, 12, 8, 8, 8)
