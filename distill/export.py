@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq, fuse,
+from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq,
                              with_histograms)
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,6 @@ class ExportableStudent(nn.Module):
         self.log_input: bool = m.cfg.input_encoding == "log"
         self.log_min: float = float(LOG_MIN)
         self.log_max: float = float(LOG_MAX)
-        self.fusion: str = m.cfg.fusion
         self.output_encoding: str = m.cfg.output_encoding
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
@@ -172,7 +171,7 @@ class ExportableStudent(nn.Module):
         feat = self.splat(low)  # [B,C,G,G]
         gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
-        fused = fuse(self.local(lfeat), g, self.fusion)  # [B,C,G,G]
+        fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, gh, gw = fused.shape[0], fused.shape[2], fused.shape[3]
         grid = self.to_grid(fused).view(b, self.n_coeffs, self.grid_depth, gh, gw)
         return grid + self.grid_identity

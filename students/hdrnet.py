@@ -42,10 +42,6 @@ class HDRNetConfig:
     # *offset* in the grid, with the pixel's own detail passed through by an identity slope. "none": the
     # grid's output is the display value itself.
     output_encoding: str = "none"
-    # How the global feature vector meets the local features: "add" (the paper: relu(local + global)) or "film"
-    # (relu(local * (1 + scale) + shift), both from the global path), so that an image-wide quantity can
-    # *scale* a local one, e.g. a compression exponent set by the whole image times a cell's base level.
-    fusion: str = "add"
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -57,8 +53,6 @@ class HDRNetConfig:
             raise ValueError(f"white_percentile must be in (0, 100] or null, got {self.white_percentile}")
         if self.input_encoding not in ("none", "log"):
             raise ValueError(f"input_encoding must be 'none' or 'log', got '{self.input_encoding}'")
-        if self.fusion not in ("add", "film"):
-            raise ValueError(f"fusion must be 'add' or 'film', got '{self.fusion}'")
         if self.output_encoding not in ("none", "srgb_log"):
             raise ValueError(f"output_encoding must be 'none' or 'srgb_log', got '{self.output_encoding}'")
         if self.output_encoding == "srgb_log" and self.input_encoding != "log":
@@ -205,15 +199,6 @@ def normalise_white(y: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
     return (y / white.view(shape)).clamp(0.0, 1.0)
 
 
-def fuse(local: torch.Tensor, g: torch.Tensor, fusion: str) -> torch.Tensor:
-    """Local features ``[B,C,G,G]`` and the global path's output (``[B,C]``, or ``[B,2C]`` for "film") ->
-    fused features ``[B,C,G,G]`` (HDRNetConfig.fusion). Shared with the exported student."""
-    if fusion == "film":
-        scale, shift = g.chunk(2, dim=1)
-        return F.relu(local * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None])
-    return F.relu(local + g[:, :, None, None])
-
-
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``x [B,C,H,W]`` at pixels ``(rows, cols) [B,N]`` -> ``[B,C,N]``."""
     b, c, h, w = x.shape
@@ -247,7 +232,7 @@ class HDRNet(nn.Module):
         self.global_fc = nn.Sequential(
             nn.Linear(c * gs * gs + sb, 4 * c), nn.ReLU(inplace=True),
             nn.Linear(4 * c, 2 * c), nn.ReLU(inplace=True),
-            nn.Linear(2 * c, c * (2 if cfg.fusion == "film" else 1)),
+            nn.Linear(2 * c, c),
         )
         # Local path: two convs at grid resolution; the last one is linear.
         self.local = nn.Sequential(_conv(c + sb, c), _conv(c, c, act=False))
@@ -283,7 +268,7 @@ class HDRNet(nn.Module):
         feat = self.splat(low)  # [B,C,G,G]
         gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
-        fused = fuse(self.local(lfeat), g, self.cfg.fusion)  # [B,C,G,G]
+        fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, _, gh, gw = fused.shape
         grid = self.to_grid(fused).view(b, N_COEFFS, self.cfg.grid_depth, gh, gw)
         return grid + self.grid_identity

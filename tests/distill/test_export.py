@@ -181,11 +181,11 @@ def test_white_normalised_student_exports_to_onnx_and_torchscript(tmp_path):
     assert_both_formats_reproduce(model, tmp_path, "w", [(x, ref), (other, ref_other)])
 
 
-def test_srgb_log_film_student_exports_to_onnx_and_torchscript(tmp_path):
-    # student.output_encoding=srgb_log decodes the grid's output (exp2, clip, sRGB curve) and fusion=film
-    # multiplies local by global features: both formats must compute both, with and without the white level.
+def test_srgb_log_student_exports_to_onnx_and_torchscript(tmp_path):
+    # student.output_encoding=srgb_log decodes the grid's output (exp2, clip, sRGB curve): both formats must
+    # compute it, with and without the white level.
     for seed, white in ((6, None), (7, 99.5)):
-        model = trained_like(seed=seed, input_encoding="log", output_encoding="srgb_log", fusion="film",
+        model = trained_like(seed=seed, input_encoding="log", output_encoding="srgb_log",
                              white_percentile=white)
         x = images([(91, 109)], seed=seed)[0] ** 4 * 8
         with torch.inference_mode():

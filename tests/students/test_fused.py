@@ -298,13 +298,13 @@ def perturbed_model(encoding="none", seed=0, stats_bins=0, detail_input=False, w
     return m.eval()
 
 
-SRGB_LOG_FILM = {"output_encoding": "srgb_log", "fusion": "film"}
+SRGB_LOG = {"output_encoding": "srgb_log"}
 
 
 @pytest.mark.parametrize("encoding,stats_bins,detail,white,cfg", [
     ("none", 0, False, None, {}), ("log", 0, False, None, {}), ("none", 16, False, None, {}),
     ("none", 16, True, None, {}), ("log", 0, True, None, {}), ("log", 16, False, 99.5, {}),
-    ("none", 0, False, 90.0, {}), ("log", 16, False, None, SRGB_LOG_FILM), ("log", 16, False, 99.5, SRGB_LOG_FILM)])
+    ("none", 0, False, 90.0, {}), ("log", 16, False, None, SRGB_LOG), ("log", 16, False, 99.5, SRGB_LOG)])
 def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
     m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail, white_percentile=white, **cfg)
     fast = fused.FastStudent(m, threads=2)
@@ -324,7 +324,7 @@ def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
 
 @pytest.mark.parametrize("dtype,scale,white,cfg", [
     (np.uint8, 255, None, {}), (np.uint16, 65535, None, {}), (np.uint8, 255, 95.0, {}),
-    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG_FILM})])
+    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG})])
 def test_fast_student_integer_images(dtype, scale, white, cfg):
     m = perturbed_model(seed=1, white_percentile=white, **cfg)
     for shape in [(257, 263, 3), (256, 264, 3)]:  # odd and even sides: two ways of taking the white quarter

@@ -239,11 +239,9 @@ def test_srgb_log_output_config_checks_and_identity_at_init():
         HDRNetConfig(input_encoding="log", output_encoding="srgb")
     with pytest.raises(ValueError, match="needs input_encoding 'log'"):
         HDRNetConfig(output_encoding="srgb_log")
-    with pytest.raises(ValueError, match="fusion"):
-        HDRNetConfig(fusion="concat")
     # An untrained student shows its (peak-normalised) HDR input as sRGB: the decode inverts the log window
     # (to 2^-20) and applies the sRGB curve, clipping above the peak.
-    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", output_encoding="srgb_log", fusion="film")
+    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", output_encoding="srgb_log")
     x = torch.rand(2, 3, 37, 45) ** 3
     x[:, :, 0, 0] = 2.0
     with torch.no_grad():
@@ -265,19 +263,11 @@ def test_srgb_log_turns_a_gain_into_a_grid_offset():
     assert torch.allclose(decode_output(y, "srgb_log"), linear_to_srgb((x + 2.0**-20) / 4), atol=1e-6)
 
 
-def test_film_fusion_with_zero_scale_is_the_papers_add():
-    from students.hdrnet import fuse
-    local, g = torch.randn(2, 5, 4, 4), torch.randn(2, 5)
-    assert torch.equal(fuse(local, torch.cat([torch.zeros_like(g), g], 1), "film"), fuse(local, g, "add"))
-    doubled = fuse(local, torch.cat([torch.ones_like(g), torch.zeros_like(g)], 1), "film")
-    assert torch.equal(doubled, F.relu(2 * local))  # the global path scales the local features
-
-
-def test_srgb_log_film_points_and_white_level_match_the_full_render():
+def test_srgb_log_points_and_white_level_match_the_full_render():
     from students.hdrnet import gather_pixels, white_level
     torch.manual_seed(4)
     m = HDRNet(width=4, lowres=64, grid_size=8, white_percentile=99.5, input_encoding="log",
-               output_encoding="srgb_log", fusion="film")
+               output_encoding="srgb_log")
     with torch.no_grad():
         m.to_grid.weight.normal_(std=0.05)
     x = torch.rand(2, 3, 70, 96) ** 4 * 5
