@@ -70,11 +70,23 @@ def load_teacher(name: str):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    return instantiate(_teacher_config(name, OmegaConf))
+
+
+def _teacher_config(name: str, OmegaConf, seen: tuple = ()):
+    """``conf/teacher/<name>.yaml`` with its defaults list applied (a teacher that extends another one, e.g.
+    ``durand_robust`` on ``durand``), as Hydra composes it inside the group."""
     path = CONF_TEACHERS / f"{name}.yaml"
-    if not path.exists():
+    if not path.exists() or name in seen:
         known = ", ".join(sorted(p.stem for p in CONF_TEACHERS.glob("*.yaml")))
-        raise ValueError(f"bench: unknown teacher '{name}' (known: {known})")
-    return instantiate(OmegaConf.load(path))
+        why = "defaults loop" if name in seen else "unknown teacher"
+        raise ValueError(f"bench: {why} '{name}' (known: {known})")
+    own = OmegaConf.load(path)
+    defaults = list(own.pop("defaults", None) or ["_self_"])
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    parts = [own if d == "_self_" else _teacher_config(str(d), OmegaConf, seen + (name,)) for d in defaults]
+    return OmegaConf.merge(*parts)
 
 
 def teacher_callable(teacher, img: np.ndarray) -> Callable[[], Any]:

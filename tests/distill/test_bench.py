@@ -45,6 +45,15 @@ def test_unknown_teacher_is_named():
         B.load_teacher("nope")
 
 
+def test_a_teacher_that_extends_another_is_composed():
+    # durand_robust.yaml is `defaults: [durand, _self_]` plus its range: bench must build the same teacher
+    # training builds, not a bare dict.
+    from teachers.tonemap import DurandDorsey
+    t = B.load_teacher("durand_robust")
+    assert isinstance(t, DurandDorsey) and t.range_percentiles == (1.0, 99.0)
+    assert t.target_contrast == 5.0 and B.load_teacher("durand").range_percentiles == (0.0, 100.0)
+
+
 def test_tiny_bench_run_writes_json_plot_and_table(tmp_path):
     from omegaconf import OmegaConf
 
