@@ -80,6 +80,8 @@ def test_the_photo_configs_compose():
         hdr = compose("config", overrides=["experiment=ll_tone", "data=synthetic_hdr_photos"])
         tone = compose("config", overrides=["experiment=ll_tone_photos"])
         detail = compose("config", overrides=["experiment=ll_detail_photos"])
+        durand = compose("config", overrides=["experiment=tonemap_durand_photos"])
+        robust = compose("config", overrides=["experiment=tonemap_durand_robust", "data=synthetic_hdr_photos"])
     assert tone.data.train.base_source.sources[1].paths == ".cache/photos" and tone.data.pairs.crop_size == 320
     assert tone.student.white_percentile == 99.5 and tone.train.steps == 4000 and tone.student.stats_bins == 16
     assert tone.teacher._target_.endswith("LocalLaplacian") and tone.teacher.domain == "log"
@@ -88,6 +90,10 @@ def test_the_photo_configs_compose():
     assert detail.student.detail_input and detail.train.steps == 6000 and detail.student.white_percentile is None
     assert detail.data == ll.data and detail.teacher == ll.teacher and detail.student.stats_bins == 16
     assert hdr.data.train.base_source.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
+    # the Durand recipe is the robust experiment on the photo scenes with three student changes and 6000 steps
+    assert durand.data == robust.data and durand.teacher == robust.teacher and durand.train.steps == 6000
+    assert durand.student.output_encoding == "srgb_log" and durand.student.white_percentile == 99.5
+    assert durand.student.stats_bins == 16 and durand.student.input_encoding == "log"
 
 
 def test_zoomed_windows_are_the_photo_quadrants_at_full_detail(tmp_path):
