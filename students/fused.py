@@ -12,7 +12,8 @@ output, in one multithreaded C++ kernel (students/csrc/, built by ``python -m st
 It follows students/grid.py's conventions exactly (cell-centred coordinates, border clamp, guide
 formula, row-major 3x4 coefficients) and agrees with HDRNet.forward to ~1e-6. Images are float32
 HWC (numpy), uint8 / uint16 HWC (normalised to [0, 1] on read, rounded and clamped on write) or
-float32 CHW (torch tensors). Float outputs are not clamped (like the torch path).
+float32 CHW (torch tensors). Float outputs are not clamped (like the torch path), except that a
+``srgb_log`` student's output is decoded in the same pass (``hdrnet.decode_output``) and so lies in [0, 1].
 
 The library is loaded with ctypes (no torch headers, so no rebuild per torch version). If it cannot
 be built or loaded, ``FastStudent`` warns and falls back to the torch path; ``fused_slice_apply``
