@@ -68,12 +68,11 @@ def test_image(h: int, w: int, space: str, seed: int = 0) -> np.ndarray:
 
 def load_teacher(name: str):
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    return instantiate(_teacher_config(name, OmegaConf))
+    return instantiate(_teacher_config(name))
 
 
-def _teacher_config(name: str, OmegaConf, seen: tuple = ()):
+def _teacher_config(name: str, seen: tuple = ()):
     """``conf/teacher/<name>.yaml`` with its defaults list applied (a teacher that extends another one, e.g.
     ``durand_robust`` on ``durand``), as Hydra composes it inside the group."""
     path = CONF_TEACHERS / f"{name}.yaml"
@@ -81,11 +80,13 @@ def _teacher_config(name: str, OmegaConf, seen: tuple = ()):
         known = ", ".join(sorted(p.stem for p in CONF_TEACHERS.glob("*.yaml")))
         why = "defaults loop" if name in seen else "unknown teacher"
         raise ValueError(f"bench: {why} '{name}' (known: {known})")
+    from omegaconf import OmegaConf
+
     own = OmegaConf.load(path)
     defaults = list(own.pop("defaults", None) or ["_self_"])
     if "_self_" not in defaults:
         defaults.append("_self_")
-    parts = [own if d == "_self_" else _teacher_config(str(d), OmegaConf, seen + (name,)) for d in defaults]
+    parts = [own if d == "_self_" else _teacher_config(str(d), seen + (name,)) for d in defaults]
     return OmegaConf.merge(*parts)
 
 

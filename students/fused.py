@@ -208,10 +208,10 @@ def _check_out(out, image, name="out"):
         raise ValueError(f"{name}: is read-only")
 
 
-def _encoding_code(encoding: str) -> int:
-    if encoding not in _ENCODINGS:
-        raise ValueError(f"encoding must be 'none' or 'log', got '{encoding}'")
-    return _ENCODINGS[encoding]
+def _encoding_code(encoding: str, codes: dict[str, int] = _ENCODINGS, what: str = "encoding") -> int:
+    if encoding not in codes:
+        raise ValueError(f"unknown {what} '{encoding}' (expected one of {', '.join(codes)})")
+    return codes[encoding]
 
 
 # -- the two kernels -------------------------------------------------------------------------------
@@ -254,8 +254,6 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
     if g.ndim != 4 or g.shape[0] != 12:
         raise ValueError(f"grid: expected [12,D,Gh,Gw], got {g.shape}")
     packed, k = guide_params if isinstance(guide_params, tuple) else pack_guide(guide_params)
-    if out_encoding not in _OUT_ENCODINGS:
-        raise ValueError(f"fused_slice_apply: unknown out_encoding '{out_encoding}' (expected one of {sorted(_OUT_ENCODINGS)})")
     if not float(out_scale) > 0.0:
         raise ValueError(f"fused_slice_apply: out_scale must be > 0, got {out_scale}")
     if out is None:
@@ -263,7 +261,8 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
     else:
         _check_out(out, image)
     rc = lib.hd_slice_apply(_ptr(image), _ptr(out), fmt, h, w, g.ctypes.data, g.shape[1], g.shape[2], g.shape[3],
-                            packed.ctypes.data, k, _encoding_code(encoding), _OUT_ENCODINGS[out_encoding],
+                            packed.ctypes.data, k, _encoding_code(encoding),
+                            _encoding_code(out_encoding, _OUT_ENCODINGS, "out_encoding"),
                             float(out_scale), threads or 0)
     if rc != 0:
         raise RuntimeError(f"fused_slice_apply: {_ERRORS.get(rc, rc)} (image {tuple(image.shape)}, grid {g.shape})")
@@ -401,17 +400,20 @@ class FastStudent:
 
     def _one(self, image, layout: str, out):
         grid = self.coefficients(self.lowres(image, layout))
-        if not self.cfg.white_percentile:
-            return fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.cfg.input_encoding,
-                                     threads=self.threads, out_encoding=self.cfg.output_encoding)
-        if self.cfg.output_encoding != "none":  # the kernel divides the decoded output and clips it at 1
-            return fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.cfg.input_encoding,
-                                     threads=self.threads, out_encoding=self.cfg.output_encoding,
-                                     out_scale=1.0 / self.white(image, layout, grid))
-        # normalise_white folded into the grid: dividing every affine coefficient divides the output.
-        grid = grid * np.float32(1.0 / self.white(image, layout, grid))
-        res = fused_slice_apply(image, grid, self.guide, out=out, layout=layout,
-                                encoding=self.cfg.input_encoding, threads=self.threads)
+        scale, fold = 1.0, False
+        if self.cfg.white_percentile:
+            white = self.white(image, layout, grid)
+            # A decoded output is divided by the kernel itself (out_scale, clipped at 1); an affine one is divided
+            # by dividing every coefficient (normalise_white folded into the grid), then clamped here.
+            fold = self.cfg.output_encoding == "none"
+            if fold:
+                grid = grid * np.float32(1.0 / white)
+            else:
+                scale = 1.0 / white
+        res = fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.cfg.input_encoding,
+                                threads=self.threads, out_encoding=self.cfg.output_encoding, out_scale=scale)
+        if not fold:
+            return res
         if isinstance(res, torch.Tensor):
             return res.clamp_(0.0, 1.0)
         if res.dtype not in _INT_MAX:  # integer outputs are clamped on write already

@@ -277,10 +277,15 @@ class HDRNet(nn.Module):
         """Full-res ``[B,3,H,W]`` -> guide ``[B,H,W]`` in [0,1]."""
         return guide_map(x, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
 
+    def apply_and_decode(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+        """Sliced coefficients ``[B,12,...]`` applied to the encoded pixels ``[B,3,...]``, decoded to the output
+        (``decode_output``): the per-pixel end of every path (whole image, sampled points, white level)."""
+        return decode_output(apply_coeffs(coeffs, xe), self.cfg.output_encoding)
+
     def render(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """Grid ``[B,12,D,G,G]`` applied to the encoded full-res image ``[B,3,H,W]`` (slice, apply), no white
         normalisation."""
-        return decode_output(apply_coeffs(slice_grid(grid, self.guide(xe)), xe), self.cfg.output_encoding)
+        return self.apply_and_decode(slice_grid(grid, self.guide(xe)), xe)
 
     def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """``white_level`` of the image: ``render`` on every other row and column of ``xe``, taken as an image
@@ -299,8 +304,7 @@ class HDRNet(nn.Module):
         rows, cols = idx // w, idx % w
         xp = gather_pixels(xs, rows, cols)  # [B,3,2]
         guide = self.guide(xp.unsqueeze(2)).squeeze(1)
-        y = decode_output(apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp), self.cfg.output_encoding)
-        luma = output_luma(y)  # [B,2]
+        luma = output_luma(self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp))  # [B,2]
         return (luma[:, 0] + frac * (luma[:, 1] - luma[:, 0])).clamp(min=WHITE_FLOOR)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -322,7 +326,7 @@ class HDRNet(nn.Module):
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
         guide = self.guide(xp.unsqueeze(2)).squeeze(1)  # [B,N]
-        out = decode_output(apply_coeffs(slice_points(grid, guide, rows, cols, h, w), xp), self.cfg.output_encoding)
+        out = self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp)
         if self.cfg.white_percentile:  # the white level still needs (a quarter of) the whole image
             out = normalise_white(out, self.white(grid, xe))
         return out
