@@ -285,3 +285,50 @@ def test_srgb_log_points_and_white_level_match_the_full_render():
     for a, b in zip(torch.autograd.grad(fast.sum(), params, retain_graph=True),
                     torch.autograd.grad(ref.sum(), params)):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_base_grid_is_edge_aware_known_answer():
+    from students.hdrnet import base_grid
+    bins, cells = 8, 4
+    low = torch.full((1, 3, 64, 64), 0.2)
+    low[:, :, :, 40:] = 0.8  # a step inside cell column 2 (pixels 32..47): that cell holds both sides
+    base = base_grid(low, bins, cells)[0]  # [bins, cells, cells]
+    lo, hi = int(0.2 * bins), int(0.8 * bins)  # the bins holding each side (1 and 6)
+    # Each side's node holds its own side's value, not the cell's mean (0.4): the filter does not cross edges.
+    torch.testing.assert_close(base[lo, :, 2], torch.full((cells,), 0.2), atol=1e-3, rtol=0)
+    torch.testing.assert_close(base[hi, :, 2], torch.full((cells,), 0.8), atol=1e-3, rtol=0)
+    torch.testing.assert_close(base[lo, :, 0], torch.full((cells,), 0.2), atol=1e-3, rtol=0)
+    # A node no pixel reaches (bin 4, two bins from either side) holds its own bin centre.
+    torch.testing.assert_close(base[4, :, 0], torch.full((cells,), 4.5 / bins), atol=1e-3, rtol=0)
+    # Reached through the [1,2,1] intensity blur, a neighbouring bin holds the data's value.
+    torch.testing.assert_close(base[lo + 1, :, 0], torch.full((cells,), 0.2), atol=1e-3, rtol=0)
+
+
+def test_base_layer_is_a_gain_on_the_computed_base_and_identity_at_init():
+    from students.grid import apply_coeffs, slice_grid
+    from students.hdrnet import add_base_layer, base_grid
+    torch.manual_seed(5)
+    kw = dict(width=4, lowres=64, grid_size=8, input_encoding="log", output_encoding="srgb_log")
+    plain, based = HDRNet(**kw), HDRNet(base_layer=True, **kw)
+    x = torch.rand(2, 3, 40, 52) ** 4
+    with torch.no_grad():
+        assert torch.equal(plain(x), based(x))  # zero gain: an untrained student is still the identity
+    # add_base_layer moves the three bias coefficients by gain x base and leaves the 3x3 weights alone.
+    grid = torch.randn(2, 12, 8, 8, 8)
+    low = torch.rand(2, 3, 64, 64)
+    gain = torch.tensor([[0.5, -1.0, 2.0], [0.0, 0.25, -0.5]])
+    out = add_base_layer(grid, low, gain)
+    base = base_grid(low, 8, 8)
+    for r in range(3):
+        assert torch.equal(out[:, 4 * r:4 * r + 3], grid[:, 4 * r:4 * r + 3])
+        torch.testing.assert_close(out[:, 4 * r + 3], grid[:, 4 * r + 3] + gain[:, r, None, None, None] * base)
+    # On a flat image, a gain of -1/2 on an identity grid halves the encoded value: out = xe - xe / 2.
+    flat = torch.full((1, 3, 64, 64), 0.6)
+    g = add_base_layer(HDRNet(**kw).grid_identity.expand(1, 12, 8, 8, 8).contiguous(), flat,
+                       torch.full((1, 3), -0.5))
+    y = apply_coeffs(slice_grid(g, flat.mean(1)), flat)
+    torch.testing.assert_close(y, torch.full_like(y, 0.3), atol=1e-3, rtol=0)
+    # The gain is learnt: it receives a gradient through the grid.
+    loss = based(x).sum()
+    loss.backward()
+    assert based.base_gain.weight.grad.abs().sum() > 0 and based.base_gain.bias.grad.abs().sum() > 0
