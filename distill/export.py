@@ -48,8 +48,8 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, add_base_layer,
-                             fine_detail_sq, with_histograms)
+from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq,
+                             with_histograms)
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,6 @@ class ExportableStudent(nn.Module):
         self.log_min: float = float(LOG_MIN)
         self.log_max: float = float(LOG_MAX)
         self.output_encoding: str = m.cfg.output_encoding
-        self.base_layer: bool = bool(m.cfg.base_layer)
-        self.base_gain = m.base_gain if self.base_layer else nn.Identity()
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
         self.register_buffer("grid_identity", m.grid_identity.clone())
@@ -175,10 +173,8 @@ class ExportableStudent(nn.Module):
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, gh, gw = fused.shape[0], fused.shape[2], fused.shape[3]
-        grid = self.to_grid(fused).view(b, self.n_coeffs, self.grid_depth, gh, gw) + self.grid_identity
-        if self.base_layer:
-            grid = add_base_layer(grid, low, self.base_gain(g))
-        return grid
+        grid = self.to_grid(fused).view(b, self.n_coeffs, self.grid_depth, gh, gw)
+        return grid + self.grid_identity
 
     def guide(self, xe: torch.Tensor) -> torch.Tensor:
         """students.grid.guide_map: 3x3 colour transform, per-channel piecewise-linear curves, mix, clamp."""

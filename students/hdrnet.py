@@ -42,11 +42,6 @@ class HDRNetConfig:
     # *offset* in the grid, with the pixel's own detail passed through by an identity slope. "none": the
     # grid's output is the display value itself.
     output_encoding: str = "none"
-    # True: add a per-image gain (from the global path, 3 values: one per output row) times ``base_grid`` (the
-    # edge-aware mean intensity at each grid node) to the grid's bias. Durand-Dorsey's output in log radiance is
-    # the input minus (1 - s) times a bilateral base layer: with ``srgb_log`` that is exactly this term, so the
-    # network learns one number per image instead of a whole base layer.
-    base_layer: bool = False
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -83,39 +78,6 @@ def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
     return linear_to_srgb(torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN))
 
 
-def _cell_samples(low: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean intensity of ``low [B,3,L,L]`` as samples ``[B,N]`` and each sample's grid cell ``[1,N]``
-    (row-major over ``cells x cells``). 2x2 means first where a cell is 8+ pixels wide: 4x fewer samples to
-    scatter (64 per 16x16 cell), a third of the cost."""
-    b, _, h, w = low.shape
-    if h % cells or w % cells:
-        raise ValueError(f"grid statistics: low-res size {h}x{w} is not a multiple of {cells} cells")
-    lum = low.mean(1, keepdim=True)
-    if (h // cells) % 2 == 0 and (w // cells) % 2 == 0 and h // cells >= 8:
-        lum, h, w = F.avg_pool2d(lum, 2), h // 2, w // 2
-    rows = torch.arange(h, device=low.device) // (h // cells)
-    cols = torch.arange(w, device=low.device) // (w // cells)
-    cell = (rows[:, None] * cells + cols[None, :]).reshape(1, h * w)
-    return lum.reshape(b, h * w), cell
-
-
-def _splat_bins(lum: torch.Tensor, cell: torch.Tensor, bins: int, n_cells: int,
-                values: torch.Tensor | None = None) -> torch.Tensor:
-    """Tent-weighted sums ``[B, bins * n_cells]`` (bin-major) of ``values`` (default: ones) over the samples
-    ``lum [B,N]`` in cells ``cell [1,N]``. Bin centres sit at ``(k + 0.5) / bins``, as the grid's slice puts
-    them. The tent touches two neighbouring bins: scattered, instead of a ``[B,bins,N]`` broadcast."""
-    z = (lum * bins - 0.5).clamp(0, bins - 1)
-    i0 = z.floor().clamp(max=max(bins - 2, 0))
-    frac = z - i0
-    idx = i0.long() * n_cells + cell
-    ones = torch.ones_like(lum) if values is None else values
-    out = torch.zeros(lum.shape[0], bins * n_cells, dtype=lum.dtype, device=lum.device)
-    out.scatter_add_(1, idx, ones * (1 - frac))
-    if bins > 1:
-        out.scatter_add_(1, idx + n_cells, ones * frac)
-    return out
-
-
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft (tent-weighted) histograms of the mean intensity of ``low [B,3,L,L]``: per grid cell
     ``[B,bins,cells,cells]`` and per image ``[B,bins]``, as densities (a flat histogram is all ones).
@@ -124,47 +86,30 @@ def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torc
     (a bilateral grid *is* such a histogram); handing it to the network directly, rather than leaving the
     strided convs to rediscover it from 7 photos, is what lets the student generalise to unseen images.
     """
-    b = low.shape[0]
+    b, _, h, w = low.shape
+    if h % cells or w % cells:
+        raise ValueError(f"luminance_histograms: low-res size {h}x{w} is not a multiple of {cells} cells")
     with torch.no_grad():  # a function of the input only: nothing to learn through it
-        lum, cell = _cell_samples(low, cells)
-        hist = _splat_bins(lum, cell, bins, cells * cells)
-        hist = hist.view(b, bins, cells, cells) * (bins * cells * cells / lum.shape[1])
-    return hist, hist.mean((2, 3))
-
-
-BASE_PRIOR = 1e-2  # base_grid: weight (in samples) of a bin's own centre, the value of a bin no pixel reaches
-
-
-def base_grid(low: torch.Tensor, bins: int, cells: int, prior: float = BASE_PRIOR) -> torch.Tensor:
-    """The edge-aware mean intensity of ``low [B,3,L,L]`` at every grid node: ``[B,bins,cells,cells]``.
-
-    A bilateral grid of the intensity (Chen, Paris & Durand 2007): the tent-weighted sum of the intensities
-    and of the counts per cell and bin, each blurred by [1,2,1] along the intensity axis, then divided. A node
-    holds the mean of the pixels of its cell whose intensity lies near its bin: the bilateral filter's base
-    layer, sampled where the grid's slice reads it. A node no pixel reaches holds its bin centre (``prior``: that
-    centre's weight, in samples; a default argument, since TorchScript takes no module-level floats)."""
-    b = low.shape[0]
-    with torch.no_grad():  # a function of the input only
-        lum, cell = _cell_samples(low, cells)
-        n = cells * cells
-        sums = torch.stack([_splat_bins(lum, cell, bins, n), _splat_bins(lum, cell, bins, n, lum)], 1)
-        sums = sums.view(b * 2, 1, bins, n)
+        lum = low.mean(1, keepdim=True)
+        if (h // cells) % 2 == 0 and (w // cells) % 2 == 0 and h // cells >= 8:
+            # 2x2 means first: 4x fewer samples to scatter (64 per 16x16 cell), a third of the cost.
+            lum, h, w = F.avg_pool2d(lum, 2), h // 2, w // 2
+        lum = lum.reshape(b, h * w)
+        # Tent weights touch two neighbouring bins: scatter them, instead of a [B,bins,L,L] broadcast.
+        z = (lum * bins - 0.5).clamp(0, bins - 1)
+        i0 = z.floor().clamp(max=max(bins - 2, 0))
+        frac = z - i0
+        rows = torch.arange(h, device=low.device) // (h // cells)
+        cols = torch.arange(w, device=low.device) // (w // cells)
+        cell = (rows[:, None] * cells + cols[None, :]).reshape(1, h * w)
+        n_cells = cells * cells
+        idx = i0.long() * n_cells + cell
+        hist = torch.zeros(b, bins * n_cells, dtype=low.dtype, device=low.device)
+        hist.scatter_add_(1, idx, 1 - frac)
         if bins > 1:
-            kernel = torch.tensor([0.25, 0.5, 0.25], dtype=low.dtype, device=low.device).view(1, 1, 3, 1)
-            sums = F.conv2d(F.pad(sums, (0, 0, 1, 1), mode="replicate"), kernel)
-        count, total = sums.view(b, 2, bins, cells, cells).unbind(1)
-        centres = (torch.arange(bins, dtype=low.dtype, device=low.device) + 0.5) / bins
-        return (total + prior * centres.view(1, bins, 1, 1)) / (count + prior)
-
-
-def add_base_layer(grid: torch.Tensor, low: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
-    """``grid [B,12,D,G,G]`` with ``gain [B,3]`` times ``base_grid(low)`` added to the three bias
-    coefficients (output row ``r``'s gain on its bias). Shared with the exported student."""
-    b, _, d, gh, gw = grid.shape
-    base = base_grid(low[:, :3], d, gw)  # [B,D,G,G]
-    g4 = grid.view(b, 3, 4, d, gh, gw)
-    bias = g4[:, :, 3:] + gain.view(b, 3, 1, 1, 1, 1) * base.view(b, 1, 1, d, gh, gw)
-    return torch.cat([g4[:, :, :3], bias], 2).view(b, 12, d, gh, gw)  # 12 = N_COEFFS (TorchScript: no globals)
+            hist.scatter_add_(1, idx + n_cells, frac)
+        hist = hist.view(b, bins, cells, cells) * (bins * n_cells / (h * w))
+    return hist, hist.mean((2, 3))
 
 
 def with_histograms(low: torch.Tensor, global_feat: torch.Tensor, local_feat: torch.Tensor,
@@ -295,10 +240,6 @@ class HDRNet(nn.Module):
         self.to_grid = nn.Conv2d(c, N_COEFFS * cfg.grid_depth, 1)
         nn.init.zeros_(self.to_grid.weight)
         nn.init.zeros_(self.to_grid.bias)
-        if cfg.base_layer:  # zero: an untrained student is still the identity
-            self.base_gain = nn.Linear(c, 3)
-            nn.init.zeros_(self.base_gain.weight)
-            nn.init.zeros_(self.base_gain.bias)
         # The network predicts a residual on the identity transform, so an untrained student is the identity.
         self.register_buffer("grid_identity", identity_grid(1, cfg.grid_depth, 1, 1), persistent=False)
 
@@ -329,10 +270,8 @@ class HDRNet(nn.Module):
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, _, gh, gw = fused.shape
-        grid = self.to_grid(fused).view(b, N_COEFFS, self.cfg.grid_depth, gh, gw) + self.grid_identity
-        if self.cfg.base_layer:
-            grid = add_base_layer(grid, low, self.base_gain(g))
-        return grid
+        grid = self.to_grid(fused).view(b, N_COEFFS, self.cfg.grid_depth, gh, gw)
+        return grid + self.grid_identity
 
     def guide(self, x: torch.Tensor) -> torch.Tensor:
         """Full-res ``[B,3,H,W]`` -> guide ``[B,H,W]`` in [0,1]."""

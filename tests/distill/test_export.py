@@ -193,16 +193,3 @@ def test_srgb_log_student_exports_to_onnx_and_torchscript(tmp_path):
             assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
             assert 0 <= ref.min() and ref.max() <= 1 and ref.std() > 0.05
         assert_both_formats_reproduce(model, tmp_path, f"sl{seed}", [(x, ref)])
-
-
-def test_base_layer_student_exports_to_onnx_and_torchscript(tmp_path):
-    # student.base_layer=true adds a gain x the computed base grid (scatter, blur, divide) to the grid: both
-    # formats must compute it.
-    model = trained_like(seed=8, input_encoding="log", output_encoding="srgb_log", white_percentile=99.5,
-                         stats_bins=16, base_layer=True)
-    assert model.base_gain.weight.abs().sum() > 0  # perturbed, so the term is not zero
-    x = images([(91, 109)], seed=8)[0] ** 4 * 8
-    with torch.inference_mode():
-        ref = model(x)
-        assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
-    assert_both_formats_reproduce(model, tmp_path, "base", [(x, ref)])
