@@ -48,8 +48,8 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq,
-                             with_histograms)
+from students.hdrnet import (DETAIL_SCALE, GUIDE_LUMA, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet,
+                             fine_detail_sq, with_histograms)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,8 @@ class ExportableStudent(nn.Module):
         self.log_min: float = float(LOG_MIN)
         self.log_max: float = float(LOG_MAX)
         self.output_encoding: str = m.cfg.output_encoding
+        self.guide_luma: bool = bool(m.cfg.guide_luma)
+        self.register_buffer("guide_luma_w", torch.tensor(GUIDE_LUMA).view(1, 3, 1, 1))
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
         self.register_buffer("grid_identity", m.grid_identity.clone())
@@ -177,7 +179,12 @@ class ExportableStudent(nn.Module):
         return grid + self.grid_identity
 
     def guide(self, xe: torch.Tensor) -> torch.Tensor:
-        """students.grid.guide_map: 3x3 colour transform, per-channel piecewise-linear curves, mix, clamp."""
+        """students.grid.guide_map: 3x3 colour transform, per-channel piecewise-linear curves, mix, clamp; on
+        hdrnet.luma_guide_input first for a guide_luma student."""
+        if self.guide_luma:
+            lo, hi = self.log_min, self.log_max
+            lum = (torch.exp2(xe * (lo + hi) - lo) * self.guide_luma_w).sum(1, keepdim=True)
+            xe = xe - xe.mean(1, keepdim=True) + (torch.log2(lum) + lo) / (lo + hi)
         v = torch.einsum("ij,bjhw->bihw", self.ccm, xe) + self.ccm_bias.view(1, 3, 1, 1)  # [B,3,H,W]
         curves = torch.zeros_like(v)
         for k in range(self.n_knots):  # one image of memory, not K

@@ -43,13 +43,15 @@ from students.hdrnet import OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
-ABI_VERSION = 5
+ABI_VERSION = 6
 
 # Pixel format codes of the C ABI (students/csrc/fused.cpp).
 _HWC_CODES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
 _CHW_F32 = 3
 _INT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _ENCODINGS = {"none": 0, "log": 1}
+# fused_slice_apply only: "log_luma" is "log" with the guide on log luminance (hdrnet.luma_guide_input).
+_SLICE_ENCODINGS = {**_ENCODINGS, "log_luma": 2}
 _OUT_ENCODINGS = {"none": 0, "srgb_log": 1}
 _ERRORS = {-1: "bad arguments", -2: "too many curve knots (max 256)", -3: "out of memory"}
 
@@ -235,7 +237,8 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
         grid: ``[12,D,Gh,Gw]`` (or ``[1,12,D,Gh,Gw]``) coefficients, numpy or torch.
         guide_params: ``HDRNet.guide_params()`` (dict of tensors), or the ``pack_guide`` tuple.
         out: optional output of the same type, shape and dtype as ``image`` (reused: no allocation).
-        encoding: "none" or "log" (``hdrnet.encode_input``, applied per pixel before guide and apply).
+        encoding: "none" or "log" (``hdrnet.encode_input``, applied per pixel before guide and apply), or
+            "log_luma": "log", with the guide reading the pixel's log luminance (``hdrnet.luma_guide_input``).
         out_encoding: "none" or "srgb_log" (``hdrnet.decode_output``, applied to the affine output).
         out_scale: with "srgb_log", the decoded output is multiplied by this (> 0) and clipped at 1
             (``hdrnet.normalise_white`` with ``white = 1 / out_scale``); ignored otherwise.
@@ -261,7 +264,7 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
     else:
         _check_out(out, image)
     rc = lib.hd_slice_apply(_ptr(image), _ptr(out), fmt, h, w, g.ctypes.data, g.shape[1], g.shape[2], g.shape[3],
-                            packed.ctypes.data, k, _encoding_code(encoding),
+                            packed.ctypes.data, k, _encoding_code(encoding, _SLICE_ENCODINGS),
                             _encoding_code(out_encoding, _OUT_ENCODINGS, "out_encoding"),
                             float(out_scale), threads or 0)
     if rc != 0:
@@ -338,6 +341,7 @@ class FastStudent:
         self.channels_last = channels_last
         self.model = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
         self.guide = pack_guide(self.model.guide_params())
+        self.slice_encoding = "log_luma" if self.cfg.guide_luma else self.cfg.input_encoding
         self._low = np.empty((self.cfg.lowres, self.cfg.lowres, 3), np.float32)
         if self.cfg.detail_input:  # reused per call, like _low
             self._det = np.empty((self.cfg.lowres, self.cfg.lowres), np.float32)
@@ -392,7 +396,7 @@ class FastStudent:
                 sub = np.multiply(sub, np.float32(1.0 / _INT_MAX[image.dtype]), dtype=np.float32)
         else:
             sub = image[:, ::2, ::2].contiguous()
-        y = fused_slice_apply(sub, grid, self.guide, layout=layout, encoding=self.cfg.input_encoding,
+        y = fused_slice_apply(sub, grid, self.guide, layout=layout, encoding=self.slice_encoding,
                               threads=self.threads, out_encoding=self.cfg.output_encoding)
         y = np.asarray(y)
         luma = y @ np.float32(OUTPUT_LUMA) if layout == "hwc" else np.tensordot(np.float32(OUTPUT_LUMA), y, 1)
@@ -410,7 +414,7 @@ class FastStudent:
                 grid = grid * np.float32(1.0 / white)
             else:
                 scale = 1.0 / white
-        res = fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.cfg.input_encoding,
+        res = fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.slice_encoding,
                                 threads=self.threads, out_encoding=self.cfg.output_encoding, out_scale=scale)
         if not fold:
             return res

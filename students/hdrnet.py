@@ -42,6 +42,10 @@ class HDRNetConfig:
     # *offset* in the grid, with the pixel's own detail passed through by an identity slope. "none": the
     # grid's output is the display value itself.
     output_encoding: str = "none"
+    # True (log input only): the guide sees the encoded log *luminance* in place of the channels' mean (their
+    # log chroma kept): ``luma_guide_input``. A luminance operator's gain follows log luminance, which the mean
+    # of log channels (a geometric mean) misses by half a stop on saturated colours.
+    guide_luma: bool = False
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -57,6 +61,8 @@ class HDRNetConfig:
             raise ValueError(f"output_encoding must be 'none' or 'srgb_log', got '{self.output_encoding}'")
         if self.output_encoding == "srgb_log" and self.input_encoding != "log":
             raise ValueError("output_encoding 'srgb_log' needs input_encoding 'log' (it inverts that encoding)")
+        if self.guide_luma and self.input_encoding != "log":
+            raise ValueError("guide_luma needs input_encoding 'log' (it decodes the log window)")
 
 
 def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
@@ -76,6 +82,18 @@ def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
     if encoding == "none":
         return y
     return linear_to_srgb(torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN))
+
+
+GUIDE_LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709, on linear radiance: the tone teachers' luminance
+
+
+def luma_guide_input(xe: torch.Tensor) -> torch.Tensor:
+    """Log-encoded ``[B,3,...]`` -> the same with each pixel's channel mean replaced by its encoded log
+    luminance ``encode(sum_c w_c 2^(20 xe_c - 20))``: what a ``guide_luma`` student's guide reads. The guide's
+    initial weights (1/3 each) then give exactly the log luminance."""
+    w = torch.tensor(GUIDE_LUMA, dtype=xe.dtype, device=xe.device).view((1, 3) + (1,) * (xe.dim() - 2))
+    lum = (torch.exp2(xe * (LOG_MIN + LOG_MAX) - LOG_MIN) * w).sum(1, keepdim=True)
+    return xe - xe.mean(1, keepdim=True) + (torch.log2(lum) + LOG_MIN) / (LOG_MIN + LOG_MAX)
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,6 +293,8 @@ class HDRNet(nn.Module):
 
     def guide(self, x: torch.Tensor) -> torch.Tensor:
         """Full-res ``[B,3,H,W]`` -> guide ``[B,H,W]`` in [0,1]."""
+        if self.cfg.guide_luma:
+            x = luma_guide_input(x)
         return guide_map(x, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
 
     def apply_and_decode(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:

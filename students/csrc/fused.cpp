@@ -78,7 +78,7 @@ int n_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(
 extern "C" {
 
 // ABI version: students/fused.py refuses a library whose version differs.
-int hd_abi_version() { return 5; }
+int hd_abi_version() { return 6; }
 
 // Name of the kernel variant in use: "avx512", "avx2" or "scalar".
 const char* hd_isa() { return best()->name; }
@@ -110,13 +110,13 @@ const char* hd_compiled_isas() {
 // Fused guide + slice + apply over a full-resolution image.
 //   in/out: fmt 0 = HWC float32, 1 = HWC uint8, 2 = HWC uint16, 3 = CHW float32; contiguous, H x W.
 //   grid: float32 [12, D, Gh, Gw] contiguous. guide: ccm(9) ccm_bias(3) mix(3) mix_bias(1) shifts(3K) slopes(3K).
-//   enc: 0 = none, 1 = log. out_enc: 0 = none; 1 = srgb_log (decode, times out_scale > 0, at most 1).
+//   enc: 0 = none, 1 = log, 2 = log with the guide on log luminance (guide_luma). out_enc: 0 = none; 1 = srgb_log (decode, times out_scale > 0, at most 1).
 //   threads <= 0: OpenMP default.
 // Returns 0 on success, < 0 on bad arguments (-1) or too many knots (-2) or out of memory (-3).
 int hd_slice_apply(const void* in, void* out, int fmt, int H, int W, const float* grid, int D, int Gh, int Gw,
                    const float* guide, int K, int enc, int out_enc, float out_scale, int threads) {
     if (!in || !out || !grid || !guide || fmt < 0 || fmt > 3 || H < 1 || W < 1 || D < 1 || Gh < 1 || Gw < 1 ||
-        K < 0 || (enc != 0 && enc != 1) || (out_enc != 0 && out_enc != 1) || !(out_scale > 0.0f))
+        K < 0 || enc < 0 || enc > 2 || (out_enc != 0 && out_enc != 1) || !(out_scale > 0.0f))
         return -1;
     int t = n_threads(threads);
     if (t > H) t = H;

@@ -12,7 +12,9 @@
 //   gx = (j + 0.5) * Gw / W - 0.5 (same for y), gz = guide * D - 0.5, all clamped to the border;
 //   guide = clamp(sum_c mix_c * curve_c((ccm @ x + ccm_bias)_c) + mix_bias, 0, 1),
 //   curve_c(v) = sum_k slope_ck * relu(v - shift_ck); output_c = A[c,:3] . x + A[c,3].
-//   "log" encoding: x <- clamp((log2(max(x,0) + 2^-12) + 12) / 20, 0, 1), applied before everything.
+//   "log" encoding: x <- clamp((log2(max(x,0) + 2^-20) + 20) / 20, 0, 1), applied before everything.
+//   "log_luma" (hdrnet.luma_guide_input): the "log" encoding, and the guide reads x - mean_c(x) + the encoded
+//   log of the Rec. 709 luminance of the decoded pixel, min(max(x,0) + 2^-20, 1).
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +524,7 @@ struct Dims {
     int nint, nspan, TL;
     long per_row;  // floats of tables per grid row: nspan * 12 * 4 * TL
     int out_enc;        // 0: the affine output as is; 1: decode_srgb_log, times out_scale, at most 1
+    int guide_luma;     // 1 ("log_luma" encoding): the guide reads the log luminance in place of the channel mean
     float out_scale;
 };
 
@@ -582,9 +585,22 @@ static inline void block(const typename Pix<F>::T* ip, typename Pix<F>::T* op, l
                          const Dims& d, const Columns& cols, const Guide& G) {
     vf r, g, b;
     Pix<F>::load(ip, plane, r, g, b);
-    if (LOG) { r = encode_log(r); g = encode_log(g); b = encode_log(b); }
-    // Guidance map, then its intensity coordinate gz = guide * D - 0.5 (clamped to the border).
-    vf gd = guide_value(G, r, g, b);
+    vf gd;
+    if (LOG && d.guide_luma) {  // uniform over the call, like out_enc
+        // The luminance of what the encoding keeps (hdrnet.luma_guide_input decodes it): min(max(x,0) + 2^-20, 1).
+        const vf eps = set1(1.0f / 1048576.0f), one = set1(1.0f);
+        vf lum = mul(set1(0.2126f), vmin(add(vmax(r, set1(0.0f)), eps), one));
+        lum = fma_(set1(0.7152f), vmin(add(vmax(g, set1(0.0f)), eps), one), lum);
+        lum = fma_(set1(0.0722f), vmin(add(vmax(b, set1(0.0f)), eps), one), lum);
+        vf le = mul(add(log2_(lum), set1(LOG_MIN)), set1(1.0f / (LOG_MIN + LOG_MAX)));
+        r = encode_log(r); g = encode_log(g); b = encode_log(b);
+        vf shift = sub(le, mul(add(add(r, g), b), set1(1.0f / 3.0f)));
+        gd = guide_value(G, add(r, shift), add(g, shift), add(b, shift));
+    } else {
+        if (LOG) { r = encode_log(r); g = encode_log(g); b = encode_log(b); }
+        gd = guide_value(G, r, g, b);
+    }
+    // The guide's intensity coordinate gz = guide * D - 0.5 (clamped to the border).
     vf gz = vmin(vmax(fma_(gd, set1((float)d.D), set1(-0.5f)), set1(0.0f)), set1((float)(d.D - 1)));
     vi z0 = imin(floor_i(gz), iset1(d.nint - 1));
     vf wz = sub(gz, to_f(z0));
@@ -913,6 +929,7 @@ extern "C" int HD_CAT(hd_slice_apply, HD_ISA)(const void* in, void* out, int fmt
     Dims d;
     d.out_enc = out_enc;
     d.out_scale = out_scale;
+    d.guide_luma = enc == 2;
     d.H = H; d.W = W; d.D = D; d.Gh = Gh; d.Gw = Gw;
     d.nint = D > 1 ? D - 1 : 1;
     d.nspan = Gw > 1 ? Gw - 1 : 1;
@@ -926,10 +943,10 @@ extern "C" int HD_CAT(hd_slice_apply, HD_ISA)(const void* in, void* out, int fmt
     unpack_guide(guide_packed, K, *G);
     int rc = -1;
     switch (fmt) {
-        case HWC_F32: rc = run_f<HWC_F32>(in, out, d, grid, *G, enc, threads); break;
-        case HWC_U8: rc = run_f<HWC_U8>(in, out, d, grid, *G, enc, threads); break;
-        case HWC_U16: rc = run_f<HWC_U16>(in, out, d, grid, *G, enc, threads); break;
-        case CHW_F32: rc = run_f<CHW_F32>(in, out, d, grid, *G, enc, threads); break;
+        case HWC_F32: rc = run_f<HWC_F32>(in, out, d, grid, *G, enc != 0, threads); break;
+        case HWC_U8: rc = run_f<HWC_U8>(in, out, d, grid, *G, enc != 0, threads); break;
+        case HWC_U16: rc = run_f<HWC_U16>(in, out, d, grid, *G, enc != 0, threads); break;
+        case CHW_F32: rc = run_f<CHW_F32>(in, out, d, grid, *G, enc != 0, threads); break;
     }
     free(G);
     return rc;

@@ -193,6 +193,28 @@ def test_srgb_log_output_matches_decode_output(isa):
     assert (raw - y).abs().max() < 1e-5
 
 
+def test_log_luma_guide_matches_luma_guide_input(isa):
+    # "log_luma": the guide reads hdrnet.luma_guide_input (log luminance in place of the channel mean), computed
+    # in the kernel from the decoded pixel; inputs span both clamps of the log window, with saturated colours.
+    from students.hdrnet import luma_guide_input
+    g = torch.Generator().manual_seed(7)
+    x = torch.exp2(torch.rand(3, 23, 41, generator=g) * 26 - 22)  # 2^-22 .. 2^4
+    x[0, :5] *= 1e-4  # strongly coloured pixels: the channel mean is far from the luminance there
+    x[:, 0, :3] = 0.0
+    grid, p = random_grid(seed=7), guide_params(seed=7)
+    xe = encode_input(x, "log")[None]
+    guide = guide_map(luma_guide_input(xe), **p)
+    assert (guide - guide_map(xe, **p)).abs().max() > 0.05  # the luma guide is really another guide
+    y = apply_coeffs(slice_grid(grid[None], guide), xe)
+    for out_enc in ("none", "srgb_log"):
+        ref = decode_output(y, out_enc)[0]
+        out = fused.fused_slice_apply(x, grid, p, layout="chw", encoding="log_luma", out_encoding=out_enc)
+        # the decode's slope (up to 20 ln 2 times sRGB's) magnifies the float rounding of the guide's log2
+        assert (out - ref).abs().max() < (1e-5 if out_enc == "none" else 3e-5), out_enc
+        np.testing.assert_array_equal(fused.fused_slice_apply(hwc(x), grid, p, encoding="log_luma",
+                                                              out_encoding=out_enc), hwc(out))
+
+
 def test_threads_do_not_change_the_result(isa):
     x = hwc(torch.rand(3, 40, 70))
     grid, p = random_grid(), guide_params()
@@ -304,7 +326,8 @@ SRGB_LOG = {"output_encoding": "srgb_log"}
 @pytest.mark.parametrize("encoding,stats_bins,detail,white,cfg", [
     ("none", 0, False, None, {}), ("log", 0, False, None, {}), ("none", 16, False, None, {}),
     ("none", 16, True, None, {}), ("log", 0, True, None, {}), ("log", 16, False, 99.5, {}),
-    ("none", 0, False, 90.0, {}), ("log", 16, False, None, SRGB_LOG), ("log", 16, False, 99.5, SRGB_LOG)])
+    ("none", 0, False, 90.0, {}), ("log", 16, False, None, SRGB_LOG), ("log", 16, False, 99.5, SRGB_LOG),
+    ("log", 16, False, 99.5, {**SRGB_LOG, "guide_luma": True})])
 def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
     m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail, white_percentile=white, **cfg)
     fast = fused.FastStudent(m, threads=2)

@@ -285,3 +285,25 @@ def test_srgb_log_points_and_white_level_match_the_full_render():
     for a, b in zip(torch.autograd.grad(fast.sum(), params, retain_graph=True),
                     torch.autograd.grad(ref.sum(), params)):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_guide_luma_reads_log_luminance_at_init():
+    from students.hdrnet import luma_guide_input
+    with pytest.raises(ValueError, match="guide_luma needs input_encoding 'log'"):
+        HDRNetConfig(guide_luma=True)
+    # Known answer: the untrained guide is the encoded log of the Rec. 709 luminance, for grey and for
+    # saturated pixels, where the default guide (mean of the log channels, a geometric mean) is stops away.
+    x = torch.tensor([[0.5, 0.5, 0.5], [0.8, 1e-4, 1e-4], [1e-4, 0.8, 1e-4], [0.02, 0.3, 0.9]]).T.reshape(1, 3, 2, 2)
+    lum = (x * torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)).sum(1)
+    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", guide_luma=True)
+    xe = encode_input(x, "log")
+    with torch.no_grad():
+        g = m.guide(xe)
+        plain = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log").guide(xe)
+    expect = (torch.log2(lum + 2.0**-20) + 20) / 20  # the decoded pixel is x + 2^-20; the weights sum to 1
+    torch.testing.assert_close(g, expect, atol=2e-6, rtol=0)
+    assert (plain - expect).abs().max() * 20 > 3  # the channel mean misses a saturated red pixel by > 3 stops
+    # Only the channel mean is replaced: the log chroma (each channel minus the mean) is kept for the ccm.
+    v = luma_guide_input(xe)
+    torch.testing.assert_close(v.mean(1), expect, atol=2e-6, rtol=0)
+    torch.testing.assert_close(v - v.mean(1, keepdim=True), xe - xe.mean(1, keepdim=True), atol=2e-6, rtol=0)
