@@ -46,6 +46,9 @@ class HDRNetConfig:
     # log chroma kept): ``luma_guide_input``. A luminance operator's gain follows log luminance, which the mean
     # of log channels (a geometric mean) misses by half a stop on saturated colours.
     guide_luma: bool = False
+    # True (log input only): the luminance histograms (stats_bins) are of the log luminance too, the quantity
+    # a guide_luma grid's intensity axis measures, instead of the mean of the log channels.
+    stats_luma: bool = False
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -63,6 +66,8 @@ class HDRNetConfig:
             raise ValueError("output_encoding 'srgb_log' needs input_encoding 'log' (it inverts that encoding)")
         if self.guide_luma and self.input_encoding != "log":
             raise ValueError("guide_luma needs input_encoding 'log' (it decodes the log window)")
+        if self.stats_luma and self.input_encoding != "log":
+            raise ValueError("stats_luma needs input_encoding 'log' (it decodes the log window)")
 
 
 def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
@@ -284,7 +289,8 @@ class HDRNet(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """Low-res image ``[B,3,L,L]`` (``[B,4,L,L]`` with ``detail_input``) -> bilateral grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        gfeat, lfeat = with_histograms(low[:, :3], self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
+        stats_in = luma_guide_input(low[:, :3]) if self.cfg.stats_luma else low[:, :3]  # channel mean = what to count
+        gfeat, lfeat = with_histograms(stats_in, self.global_conv(feat).flatten(1), feat, self.cfg.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
         b, _, gh, gw = fused.shape

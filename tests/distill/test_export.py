@@ -196,14 +196,16 @@ def test_srgb_log_student_exports_to_onnx_and_torchscript(tmp_path):
 
 
 def test_guide_luma_student_exports_to_onnx_and_torchscript(tmp_path):
-    # student.guide_luma=true: the guide reads the log luminance (exp2, weighted sum, log2) in both formats.
+    # student.guide_luma=true: the guide reads the log luminance (exp2, weighted sum, log2) in both formats;
+    # stats_luma=true: so do the histograms.
     model = trained_like(seed=9, input_encoding="log", output_encoding="srgb_log", white_percentile=99.5,
-                         guide_luma=True)
+                         guide_luma=True, stats_bins=8, stats_luma=True)
     x = images([(91, 109)], seed=9)[0] ** 4 * 8
     x[:, 0] *= 1e-3  # saturated colours, where the luma guide differs from the channel mean
     with torch.inference_mode():
         ref = model(x)
         assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
-        plain = trained_like(seed=9, input_encoding="log", output_encoding="srgb_log", white_percentile=99.5)
+        plain = trained_like(seed=9, input_encoding="log", output_encoding="srgb_log", white_percentile=99.5,
+                             stats_bins=8)
         assert (plain(x) - ref).abs().max() > 1e-3  # the option changes the output
     assert_both_formats_reproduce(model, tmp_path, "luma", [(x, ref)])

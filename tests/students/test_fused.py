@@ -327,7 +327,7 @@ SRGB_LOG = {"output_encoding": "srgb_log"}
     ("none", 0, False, None, {}), ("log", 0, False, None, {}), ("none", 16, False, None, {}),
     ("none", 16, True, None, {}), ("log", 0, True, None, {}), ("log", 16, False, 99.5, {}),
     ("none", 0, False, 90.0, {}), ("log", 16, False, None, SRGB_LOG), ("log", 16, False, 99.5, SRGB_LOG),
-    ("log", 16, False, 99.5, {**SRGB_LOG, "guide_luma": True})])
+    ("log", 16, False, 99.5, {**SRGB_LOG, "guide_luma": True, "stats_luma": True})])
 def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
     m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail, white_percentile=white, **cfg)
     fast = fused.FastStudent(m, threads=2)

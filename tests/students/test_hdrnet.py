@@ -307,3 +307,33 @@ def test_guide_luma_reads_log_luminance_at_init():
     v = luma_guide_input(xe)
     torch.testing.assert_close(v.mean(1), expect, atol=2e-6, rtol=0)
     torch.testing.assert_close(v - v.mean(1, keepdim=True), xe - xe.mean(1, keepdim=True), atol=2e-6, rtol=0)
+
+
+def test_stats_luma_counts_log_luminance(monkeypatch):
+    with pytest.raises(ValueError, match="stats_luma needs input_encoding 'log'"):
+        HDRNetConfig(stats_luma=True)
+    torch.manual_seed(8)
+    kw = dict(width=4, lowres=64, grid_size=8, input_encoding="log", stats_bins=8)
+    plain, luma = HDRNet(**kw), HDRNet(stats_luma=True, **kw)
+    luma.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        luma.load_state_dict(plain.state_dict())
+        grey = torch.rand(1, 1, 64, 64).expand(1, 3, 64, 64) ** 3
+        # On grey pixels log luminance is the channel mean: the same histograms, the same grid.
+        assert torch.allclose(plain.coefficients(encode_input(grey, "log")),
+                              luma.coefficients(encode_input(grey, "log")), atol=1e-5)
+        # A saturated red image: log luminance is log2(0.2126) = 2.2 stops (0.11) above the channel mean.
+        red = torch.zeros(1, 3, 64, 64)
+        red[:, 0] = 0.5
+        low = encode_input(red, "log")
+        assert not torch.allclose(plain.coefficients(low), luma.coefficients(low), atol=1e-3)
+    # What the histograms count: the channel mean of their input is the encoded log luminance.
+    import students.hdrnet as hd
+    seen, real = [], hd.with_histograms
+    monkeypatch.setattr(hd, "with_histograms", lambda low_in, *a: (seen.append(low_in), real(low_in, *a))[1])
+    with torch.no_grad():
+        luma.coefficients(low)
+    expect = (math.log2(0.5 * 0.2126 + 2.0**-20) + 20) / 20
+    torch.testing.assert_close(seen[0].mean(1), torch.full((1, 64, 64), expect), atol=1e-6, rtol=0)
