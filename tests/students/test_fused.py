@@ -347,7 +347,8 @@ def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
 
 @pytest.mark.parametrize("dtype,scale,white,cfg", [
     (np.uint8, 255, None, {}), (np.uint16, 65535, None, {}), (np.uint8, 255, 95.0, {}),
-    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG})])
+    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG}),
+    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG, "guide_luma": True, "stats_bins": 16, "stats_luma": True})])
 def test_fast_student_integer_images(dtype, scale, white, cfg):
     m = perturbed_model(seed=1, white_percentile=white, **cfg)
     for shape in [(257, 263, 3), (256, 264, 3)]:  # odd and even sides: two ways of taking the white quarter
