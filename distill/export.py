@@ -48,8 +48,8 @@ import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
 from students.grid import N_COEFFS
-from students.hdrnet import (DETAIL_SCALE, GUIDE_LUMA, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet,
-                             fine_detail_sq, with_histograms)
+from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq,
+                             luma_guide_input, with_histograms)
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,6 @@ class ExportableStudent(nn.Module):
         self.output_encoding: str = m.cfg.output_encoding
         self.guide_luma: bool = bool(m.cfg.guide_luma)
         self.stats_luma: bool = bool(m.cfg.stats_luma)
-        self.register_buffer("guide_luma_w", torch.tensor(GUIDE_LUMA).view(1, 3, 1, 1))
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
         self.register_buffer("grid_identity", m.grid_identity.clone())
@@ -172,7 +171,7 @@ class ExportableStudent(nn.Module):
     def coefficients(self, low: torch.Tensor) -> torch.Tensor:
         """HDRNet.coefficients: low-res ``[B,3,L,L]`` (4 channels with detail_input) -> grid ``[B,12,D,G,G]``."""
         feat = self.splat(low)  # [B,C,G,G]
-        stats_in = self.luma_input(low[:, :3]) if self.stats_luma else low[:, :3]
+        stats_in = luma_guide_input(low[:, :3]) if self.stats_luma else low[:, :3]
         gfeat, lfeat = with_histograms(stats_in, self.global_conv(feat).flatten(1), feat, self.stats_bins)
         g = self.global_fc(gfeat)  # [B,C]
         fused = F.relu(self.local(lfeat) + g[:, :, None, None])  # [B,C,G,G]
@@ -180,17 +179,11 @@ class ExportableStudent(nn.Module):
         grid = self.to_grid(fused).view(b, self.n_coeffs, self.grid_depth, gh, gw)
         return grid + self.grid_identity
 
-    def luma_input(self, xe: torch.Tensor) -> torch.Tensor:
-        """hdrnet.luma_guide_input (written out: TorchScript takes no module-level floats)."""
-        lo, hi = self.log_min, self.log_max
-        lum = (torch.exp2(xe * (lo + hi) - lo) * self.guide_luma_w).sum(1, keepdim=True)
-        return xe - xe.mean(1, keepdim=True) + (torch.log2(lum) + lo) / (lo + hi)
-
     def guide(self, xe: torch.Tensor) -> torch.Tensor:
         """students.grid.guide_map: 3x3 colour transform, per-channel piecewise-linear curves, mix, clamp; on
         hdrnet.luma_guide_input first for a guide_luma student."""
         if self.guide_luma:
-            xe = self.luma_input(xe)
+            xe = luma_guide_input(xe)
         v = torch.einsum("ij,bjhw->bihw", self.ccm, xe) + self.ccm_bias.view(1, 3, 1, 1)  # [B,3,H,W]
         curves = torch.zeros_like(v)
         for k in range(self.n_knots):  # one image of memory, not K

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from distill.color import linear_to_srgb
+from distill.color import LUMA, linear_to_srgb
 from students.grid import N_COEFFS, apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid, slice_points
 
 # Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1]. HDR inputs
@@ -64,10 +65,9 @@ class HDRNetConfig:
             raise ValueError(f"output_encoding must be 'none' or 'srgb_log', got '{self.output_encoding}'")
         if self.output_encoding == "srgb_log" and self.input_encoding != "log":
             raise ValueError("output_encoding 'srgb_log' needs input_encoding 'log' (it inverts that encoding)")
-        if self.guide_luma and self.input_encoding != "log":
-            raise ValueError("guide_luma needs input_encoding 'log' (it decodes the log window)")
-        if self.stats_luma and self.input_encoding != "log":
-            raise ValueError("stats_luma needs input_encoding 'log' (it decodes the log window)")
+        for name in ("guide_luma", "stats_luma"):
+            if getattr(self, name) and self.input_encoding != "log":
+                raise ValueError(f"{name} needs input_encoding 'log' (it decodes the log window)")
 
 
 def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
@@ -89,16 +89,16 @@ def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
     return linear_to_srgb(torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN))
 
 
-GUIDE_LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709, on linear radiance: the tone teachers' luminance
-
-
-def luma_guide_input(xe: torch.Tensor) -> torch.Tensor:
+def luma_guide_input(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
+                     w: Tuple[float, float, float] = LUMA) -> torch.Tensor:
     """Log-encoded ``[B,3,...]`` -> the same with each pixel's channel mean replaced by its encoded log
-    luminance ``encode(sum_c w_c 2^(20 xe_c - 20))``: what a ``guide_luma`` student's guide reads. The guide's
-    initial weights (1/3 each) then give exactly the log luminance."""
-    w = torch.tensor(GUIDE_LUMA, dtype=xe.dtype, device=xe.device).view((1, 3) + (1,) * (xe.dim() - 2))
-    lum = (torch.exp2(xe * (LOG_MIN + LOG_MAX) - LOG_MIN) * w).sum(1, keepdim=True)
-    return xe - xe.mean(1, keepdim=True) + (torch.log2(lum) + LOG_MIN) / (LOG_MIN + LOG_MAX)
+    luminance ``encode(sum_c w_c 2^(20 xe_c - 20))`` (``w``: Rec. 709, the tone teachers' luminance): what a
+    ``guide_luma`` student's guide reads. The guide's initial weights (1/3 each) then give exactly the log
+    luminance. The constants are default arguments so that the exported student can script this function
+    (TorchScript takes no module-level floats)."""
+    lin = torch.exp2(xe * (lo + hi) - lo)
+    lum = w[0] * lin[:, 0:1] + w[1] * lin[:, 1:2] + w[2] * lin[:, 2:3]
+    return xe - xe.mean(1, keepdim=True) + (torch.log2(lum) + lo) / (lo + hi)
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,7 +168,7 @@ def detail_energy(xe: torch.Tensor, size: int) -> torch.Tensor:
         return DETAIL_SCALE * lowres_copy(fine_detail_sq(xe), size).clamp(min=0).sqrt()
 
 
-OUTPUT_LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 weights, on the student's output as it is (display-encoded)
+OUTPUT_LUMA = LUMA  # Rec. 709 weights, here on the student's output as it is (display-encoded)
 WHITE_FLOOR = 1e-3  # the white level is never taken below this: a black output stays black, not NaN
 
 
