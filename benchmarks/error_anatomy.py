@@ -6,6 +6,9 @@ Per held-out image of the checkpoint's own data config, at native size, output c
   contrast     after the best whole-image exponent and level: a*log10 L + b fitted by least squares on the
                output's log luminance (pixels clipped in either image left out), colour kept by ratios
   low / high   the error's PSNR below and above a Gaussian blur of ``sigma`` px, for each sigma
+  detail       how much of the input's fine detail (log luminance above a 1 px blur) the student and the
+               teacher pass on (least-squares slope, pixels clipped or black in either output left out); a
+               student below its teacher flattens texture
 If ``contrast`` is far above ``psnr``, a student that computes that whole-image quantity (as
 ``student.white_percentile`` computes the white level) would help; if not, the error is local.
 
@@ -49,6 +52,18 @@ def global_fit(p: torch.Tensor, y: torch.Tensor, exponent: bool = True) -> tuple
     return a, b, linear_to_srgb(lin_p * gain.view(1, 1, *p.shape[2:]).float())
 
 
+def detail_gain(out: torch.Tensor, x: torch.Tensor, keep: np.ndarray, sigma: float = 1.0) -> float:
+    """Slope of ``out``'s fine log2 luminance on the input's: both high-passed by a Gaussian blur of ``sigma``
+    px, fitted over the pixels in ``keep`` ``[H,W]``. ``out`` is sRGB, ``x`` linear, both ``[1,3,H,W]``."""
+    def fine(lin):
+        lum = np.log2(luminance(lin).squeeze().numpy().clip(LOG_FLOOR)).astype(np.float32)
+        return (lum - cv2.GaussianBlur(lum, (0, 0), sigma))[keep].astype(np.float64)
+    fo, fx = fine(srgb_to_linear(out)), fine(x)
+    if not keep.any() or not np.any(fx):
+        raise ValueError("detail_gain: no unclipped pixel with input detail")
+    return float((fo * fx).sum() / (fx * fx).sum())
+
+
 def scale_split(err: np.ndarray, sigma: float) -> tuple[float, float]:
     """PSNR (dB, peak 1) of an error image ``[H,W,C]`` below and above a Gaussian blur of ``sigma`` px."""
     err = np.ascontiguousarray(err, dtype=np.float32)
@@ -80,8 +95,10 @@ def main(argv: list[str]) -> int:
             a, b, con = global_fit(p, y)
             err = (p - y)[0].permute(1, 2, 0).numpy()
             split = "  ".join(f"s{s:g} {lo:.2f}/{hi:.2f}" for s in sigmas for lo, hi in [scale_split(err, s)])
+            keep = (((p < 0.99) & (y < 0.99)).all(1) & ((p > 0.02) & (y > 0.02)).all(1))[0].numpy()
             print(f"  {name:14s} psnr {psnr(p, y):6.2f}  level {psnr(lev, y):6.2f} (b {b0:+.3f})  "
-                  f"contrast {psnr(con, y):6.2f} (a {a:.3f}, b {b:+.3f})  low/high {split}")
+                  f"contrast {psnr(con, y):6.2f} (a {a:.3f}, b {b:+.3f})  low/high {split}  "
+                  f"detail {detail_gain(p, x, keep):.3f}/{detail_gain(y, x, keep):.3f}")
     return 0
 
 
