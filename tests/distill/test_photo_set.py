@@ -90,11 +90,12 @@ def test_the_photo_configs_compose():
     assert detail.student.detail_input and detail.train.steps == 6000 and detail.student.white_percentile is None
     assert detail.data == ll.data and detail.teacher == ll.teacher and detail.student.stats_bins == 16
     assert hdr.data.train.base_source.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
-    # the Durand recipe is the robust experiment on the photo scenes with five student changes and 6000 steps
+    # the Durand recipe is the robust experiment on the photo scenes with six student changes and 6000 steps
     assert durand.data == robust.data and durand.teacher == robust.teacher and durand.train.steps == 6000
     assert durand.student.output_encoding == "srgb_log" and durand.student.white_percentile == 99.5
     assert durand.student.guide_luma and durand.student.stats_luma and not robust.student.guide_luma
     assert durand.student.stats_bins == 16 and durand.student.input_encoding == "log"
+    assert durand.student.width == 16 and robust.student.width == 8
 
 
 def test_zoomed_windows_are_the_photo_quadrants_at_full_detail(tmp_path):
