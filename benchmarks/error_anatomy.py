@@ -52,16 +52,17 @@ def global_fit(p: torch.Tensor, y: torch.Tensor, exponent: bool = True) -> tuple
     return a, b, linear_to_srgb(lin_p * gain.view(1, 1, *p.shape[2:]).float())
 
 
-def detail_gain(out: torch.Tensor, x: torch.Tensor, keep: np.ndarray, sigma: float = 1.0) -> float:
-    """Slope of ``out``'s fine log2 luminance on the input's: both high-passed by a Gaussian blur of ``sigma``
-    px, fitted over the pixels in ``keep`` ``[H,W]``. ``out`` is sRGB, ``x`` linear, both ``[1,3,H,W]``."""
+def detail_gains(x: torch.Tensor, keep: np.ndarray, *outs: torch.Tensor, sigma: float = 1.0) -> list[float]:
+    """Slope of each output's fine log2 luminance on the input's: both high-passed by a Gaussian blur of
+    ``sigma`` px, fitted over the pixels in ``keep`` ``[H,W]``. ``x`` is linear, ``outs`` sRGB, all
+    ``[1,3,H,W]``; the input's detail is computed once for all of them."""
     def fine(lin):
         lum = np.log2(luminance(lin).squeeze().numpy().clip(LOG_FLOOR)).astype(np.float32)
         return (lum - cv2.GaussianBlur(lum, (0, 0), sigma))[keep].astype(np.float64)
-    fo, fx = fine(srgb_to_linear(out)), fine(x)
+    fx = fine(x)
     if not keep.any() or not np.any(fx):
         raise ValueError("detail_gain: no unclipped pixel with input detail")
-    return float((fo * fx).sum() / (fx * fx).sum())
+    return [float((fine(srgb_to_linear(o)) * fx).sum() / (fx * fx).sum()) for o in outs]
 
 
 def scale_split(err: np.ndarray, sigma: float) -> tuple[float, float]:
@@ -98,7 +99,7 @@ def main(argv: list[str]) -> int:
             keep = (((p < 0.99) & (y < 0.99)).all(1) & ((p > 0.02) & (y > 0.02)).all(1))[0].numpy()
             print(f"  {name:14s} psnr {psnr(p, y):6.2f}  level {psnr(lev, y):6.2f} (b {b0:+.3f})  "
                   f"contrast {psnr(con, y):6.2f} (a {a:.3f}, b {b:+.3f})  low/high {split}  "
-                  f"detail {detail_gain(p, x, keep):.3f}/{detail_gain(y, x, keep):.3f}")
+                  "detail {:.3f}/{:.3f}".format(*detail_gains(x, keep, p, y)))
     return 0
 
 
