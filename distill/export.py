@@ -117,6 +117,9 @@ class ExportableStudent(nn.Module):
         super().__init__()
         if not isinstance(model, HDRNet):
             raise TypeError(f"ExportableStudent: model must be an HDRNet, got {type(model).__name__}")
+        if model.cfg.guide_blur:
+            raise ValueError("ExportableStudent: a guide_blur student does not export yet (its guide needs a "
+                             "Gaussian blur of the whole image; the exported graph has none)")
         m = copy.deepcopy(model).cpu().float().eval()
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth

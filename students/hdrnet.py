@@ -50,6 +50,11 @@ class HDRNetConfig:
     # True (log input only): the luminance histograms (stats_bins) are of the log luminance too, the quantity
     # a guide_luma grid's intensity axis measures, instead of the mean of the log channels.
     stats_luma: bool = False
+    # > 0: the guide reads the encoded image Gaussian-blurred by this sigma, as a fraction of the image's longer
+    # side (so it means the same content scale on a 256 px crop and a 12 MP photo). Fine texture then cannot
+    # move a pixel along the grid's intensity axis, and the per-cell affine slope alone sets how much of it
+    # passes (a Durand-style operator keeps detail while it compresses the base). 0: the pixel itself.
+    guide_blur: float = 0.0
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -65,6 +70,8 @@ class HDRNetConfig:
             raise ValueError(f"output_encoding must be 'none' or 'srgb_log', got '{self.output_encoding}'")
         if self.output_encoding == "srgb_log" and self.input_encoding != "log":
             raise ValueError("output_encoding 'srgb_log' needs input_encoding 'log' (it inverts that encoding)")
+        if not 0.0 <= self.guide_blur <= 0.1:
+            raise ValueError(f"guide_blur must be in [0, 0.1] (a fraction of the longer side), got {self.guide_blur}")
         for name in ("guide_luma", "stats_luma"):
             if getattr(self, name) and self.input_encoding != "log":
                 raise ValueError(f"{name} needs input_encoding 'log' (it decodes the log window)")
@@ -99,6 +106,19 @@ def luma_guide_input(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
     lin = torch.exp2(xe * (lo + hi) - lo)
     lum = w[0] * lin[:, 0:1] + w[1] * lin[:, 1:2] + w[2] * lin[:, 2:3]
     return xe - xe.mean(1, keepdim=True) + (torch.log2(lum) + lo) / (lo + hi)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[B,C,H,W]`` by ``sigma`` px (taps out to 3 sigma, borders reflected)."""
+    r = min(int(math.ceil(3.0 * sigma)), x.shape[-2] - 1, x.shape[-1] - 1)
+    if sigma <= 0 or r < 1:
+        return x
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,8 +317,15 @@ class HDRNet(nn.Module):
         grid = self.to_grid(fused).view(b, N_COEFFS, self.cfg.grid_depth, gh, gw)
         return grid + self.grid_identity
 
+    def guide_source(self, xe: torch.Tensor) -> torch.Tensor:
+        """What the guide reads for the encoded image ``xe [B,3,H,W]``: ``xe`` itself, or its ``guide_blur``."""
+        if not self.cfg.guide_blur:
+            return xe
+        with torch.no_grad():  # a function of the input only
+            return gaussian_blur(xe, self.cfg.guide_blur * max(xe.shape[-2:]))
+
     def guide(self, x: torch.Tensor) -> torch.Tensor:
-        """Full-res ``[B,3,H,W]`` -> guide ``[B,H,W]`` in [0,1]."""
+        """Full-res ``[B,3,H,W]`` (``guide_source``'s output) -> guide ``[B,H,W]`` in [0,1]."""
         if self.cfg.guide_luma:
             x = luma_guide_input(x)
         return guide_map(x, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
@@ -311,7 +338,7 @@ class HDRNet(nn.Module):
     def render(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """Grid ``[B,12,D,G,G]`` applied to the encoded full-res image ``[B,3,H,W]`` (slice, apply), no white
         normalisation."""
-        return self.apply_and_decode(slice_grid(grid, self.guide(xe)), xe)
+        return self.apply_and_decode(slice_grid(grid, self.guide(self.guide_source(xe))), xe)
 
     def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """``white_level`` of the image: ``render`` on every other row and column of ``xe``, taken as an image
@@ -329,7 +356,8 @@ class HDRNet(nn.Module):
         idx = torch.stack([i0, i1], 1)  # [B,2]
         rows, cols = idx // w, idx % w
         xp = gather_pixels(xs, rows, cols)  # [B,3,2]
-        guide = self.guide(xp.unsqueeze(2)).squeeze(1)
+        gp = xp if not self.cfg.guide_blur else gather_pixels(self.guide_source(xs), rows, cols)
+        guide = self.guide(gp.unsqueeze(2)).squeeze(1)
         luma = output_luma(self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp))  # [B,2]
         return (luma[:, 0] + frac * (luma[:, 1] - luma[:, 0])).clamp(min=WHITE_FLOOR)
 
@@ -351,7 +379,8 @@ class HDRNet(nn.Module):
         grid = self.coefficients(self.lowres_input(xe))
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
-        guide = self.guide(xp.unsqueeze(2)).squeeze(1)  # [B,N]
+        gp = xp if not self.cfg.guide_blur else gather_pixels(self.guide_source(xe), rows, cols)
+        guide = self.guide(gp.unsqueeze(2)).squeeze(1)  # [B,N]
         out = self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp)
         if self.cfg.white_percentile:  # the white level still needs (a quarter of) the whole image
             out = normalise_white(out, self.white(grid, xe))

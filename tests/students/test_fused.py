@@ -425,3 +425,13 @@ def test_fallback_when_no_compiler_and_no_library(monkeypatch):
     x = torch.rand(1, 3, 12, 17)
     with torch.inference_mode():
         assert torch.equal(fast(x), m(x))
+
+
+def test_guide_blur_student_runs_on_the_torch_path():
+    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", guide_blur=0.01)
+    with pytest.warns(RuntimeWarning, match="guide_blur"):
+        fast = fused.FastStudent(m)
+    assert fast.engine == "torch-fallback"
+    x = torch.rand(1, 3, 80, 72)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), m(x))

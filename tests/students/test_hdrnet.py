@@ -337,3 +337,50 @@ def test_stats_luma_counts_log_luminance(monkeypatch):
         luma.coefficients(low)
     expect = (math.log2(0.5 * 0.2126 + 2.0**-20) + 20) / 20
     torch.testing.assert_close(seen[0].mean(1), torch.full((1, 64, 64), expect), atol=1e-6, rtol=0)
+
+
+def test_gaussian_blur_matches_opencv_and_keeps_constants():
+    import cv2
+    import numpy as np
+    from students.hdrnet import gaussian_blur
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 57), dtype=np.float32)
+    for sigma in (0.8, 2.5):
+        r = math.ceil(3 * sigma)
+        ref = cv2.GaussianBlur(img, (2 * r + 1, 2 * r + 1), sigma, borderType=cv2.BORDER_REFLECT_101)
+        got = gaussian_blur(torch.from_numpy(img)[None, None], sigma)[0, 0].numpy()
+        np.testing.assert_allclose(got, ref, atol=2e-6)
+    flat = torch.full((1, 3, 9, 9), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 50.0), flat)  # taps clipped to the image, mass kept
+    assert gaussian_blur(flat, 0.0) is flat
+
+
+def test_guide_blur_keeps_fine_texture_off_the_intensity_axis():
+    with pytest.raises(ValueError, match="guide_blur"):
+        HDRNetConfig(input_encoding="log", guide_blur=0.5)
+    kw = dict(width=4, lowres=64, grid_size=8, input_encoding="log", guide_luma=True)
+    base = 0.01 * 2.0 ** torch.linspace(0, 6, 128).view(1, 1, 1, 128).expand(1, 3, 128, 128)  # a 6-stop ramp
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    texture = 2.0 ** (0.5 * ((yy + xx) % 2 * 2 - 1).float())  # +-0.5 stop checkerboard, 1 px period
+    plain, blurred = HDRNet(**kw), HDRNet(guide_blur=2.0 / 128, **kw)  # sigma 2 px
+    with torch.no_grad():
+        def guide(m, x):
+            xe = encode_input(x, "log")
+            return m.guide(m.guide_source(xe))[..., 8:-8, 8:-8]
+        moved_plain = (guide(plain, base * texture) - guide(plain, base)).abs().mean() * 20  # in stops
+        moved_blur = (guide(blurred, base * texture) - guide(blurred, base)).abs().mean() * 20
+    assert moved_plain > 0.45  # the pixel guide follows the texture (+-0.5 stop)
+    assert moved_blur < 0.01  # the blurred guide does not
+    # The training path (sampled pixels, white level from a quarter of the image) computes what forward does.
+    from students.hdrnet import gather_pixels
+    torch.manual_seed(5)
+    m = HDRNet(guide_blur=0.03, white_percentile=99.5, output_encoding="srgb_log", **kw)
+    with torch.no_grad():
+        m.to_grid.weight.normal_(std=0.05)
+        x = torch.rand(2, 3, 70, 96) ** 4 * 5
+        out = m(x)
+        rows, cols = torch.randint(0, 70, (2, 64)), torch.randint(0, 96, (2, 64))
+        torch.testing.assert_close(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6, rtol=0)
+        sharp = HDRNet(white_percentile=99.5, output_encoding="srgb_log", **kw)
+        sharp.load_state_dict(m.state_dict())
+        assert (sharp(x) - out).abs().max() > 1e-3  # the same weights read another guide
