@@ -55,6 +55,10 @@ class HDRNetConfig:
     # move a pixel along the grid's intensity axis, and the per-cell affine slope alone sets how much of it
     # passes (a Durand-style operator keeps detail while it compresses the base). 0: the pixel itself.
     guide_blur: float = 0.0
+    # > 0 (with guide_blur): a pixel's deviation from the blurred image passes to the guide beyond this many
+    # stops (soft threshold): texture under it stays off the intensity axis, an edge still splits its two
+    # sides (a cheap stand-in for the teacher's edge-aware base layer). 0: the plain blur.
+    guide_texture_stops: float = 0.0
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -72,6 +76,9 @@ class HDRNetConfig:
             raise ValueError("output_encoding 'srgb_log' needs input_encoding 'log' (it inverts that encoding)")
         if not 0.0 <= self.guide_blur <= 0.1:
             raise ValueError(f"guide_blur must be in [0, 0.1] (a fraction of the longer side), got {self.guide_blur}")
+        if self.guide_texture_stops < 0 or (self.guide_texture_stops and not self.guide_blur):
+            raise ValueError(f"guide_texture_stops must be >= 0 and needs guide_blur > 0, got "
+                             f"{self.guide_texture_stops} with guide_blur {self.guide_blur}")
         for name in ("guide_luma", "stats_luma"):
             if getattr(self, name) and self.input_encoding != "log":
                 raise ValueError(f"{name} needs input_encoding 'log' (it decodes the log window)")
@@ -322,7 +329,13 @@ class HDRNet(nn.Module):
         if not self.cfg.guide_blur:
             return xe
         with torch.no_grad():  # a function of the input only
-            return gaussian_blur(xe, self.cfg.guide_blur * max(xe.shape[-2:]))
+            smooth = gaussian_blur(xe, self.cfg.guide_blur * max(xe.shape[-2:]))
+            if not self.cfg.guide_texture_stops:
+                return smooth
+            d = xe - smooth
+            tau = self.cfg.guide_texture_stops / (LOG_MIN + LOG_MAX) if self.cfg.input_encoding == "log" \
+                else self.cfg.guide_texture_stops
+            return smooth + torch.sign(d) * (d.abs() - tau).clamp(min=0)
 
     def guide(self, x: torch.Tensor) -> torch.Tensor:
         """Full-res ``[B,3,H,W]`` (``guide_source``'s output) -> guide ``[B,H,W]`` in [0,1]."""

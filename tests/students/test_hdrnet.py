@@ -384,3 +384,28 @@ def test_guide_blur_keeps_fine_texture_off_the_intensity_axis():
         sharp = HDRNet(white_percentile=99.5, output_encoding="srgb_log", **kw)
         sharp.load_state_dict(m.state_dict())
         assert (sharp(x) - out).abs().max() > 1e-3  # the same weights read another guide
+
+
+def test_guide_texture_stops_keeps_edges_and_drops_texture():
+    with pytest.raises(ValueError, match="needs guide_blur"):
+        HDRNetConfig(input_encoding="log", guide_texture_stops=1.0)
+    # A 4-stop step edge at column 64, plus a +-0.25 stop checkerboard.
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    base = torch.where(xx < 64, 0.01, 0.16).float()
+    texture = 2.0 ** (0.25 * ((yy + xx) % 2 * 2 - 1).float())
+    x = (base * texture).expand(1, 3, 128, 128)
+    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", guide_blur=3.0 / 128, guide_texture_stops=1.0)
+    with torch.no_grad():
+        xe = encode_input(x, "log")
+        src = m.guide_source(xe)
+        smooth = encode_input(base.expand(1, 3, 128, 128), "log")
+    stops = (src - xe).abs() * 20
+    assert stops.max() <= 1.0 + 1e-4  # the guide is never more than the threshold away from the pixel
+    far = (xx - 64).abs() > 16
+    assert ((src - smooth)[..., far].abs() * 20).max() < 0.01  # texture off the guide away from the edge
+    step = (src[0, 0, :, 64] - src[0, 0, :, 63]).mean() * 20
+    assert step > 4.0 - 2 * 1.0 - 1e-3  # the edge still splits its two sides by at least 4 - 2 x 1 stops
+    plain = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", guide_blur=3.0 / 128)
+    with torch.no_grad():
+        blurred_step = (plain.guide_source(xe)[0, 0, :, 64] - plain.guide_source(xe)[0, 0, :, 63]).mean() * 20
+    assert blurred_step < 1.0  # the plain blur smears the same edge over several pixels
