@@ -55,9 +55,9 @@ class HDRNetConfig:
     # move a pixel along the grid's intensity axis, and the per-cell affine slope alone sets how much of it
     # passes (a Durand-style operator keeps detail while it compresses the base). 0: the pixel itself.
     guide_blur: float = 0.0
-    # > 0 (with guide_blur): a pixel's deviation from the blurred image passes to the guide beyond this many
-    # stops (soft threshold): texture under it stays off the intensity axis, an edge still splits its two
-    # sides (a cheap stand-in for the teacher's edge-aware base layer). 0: the plain blur.
+    # > 0 (with guide_blur, log input): a pixel's deviation from the blurred image passes to the guide beyond
+    # this many stops (soft threshold): texture under it stays off the intensity axis, an edge still splits
+    # its two sides (a cheap stand-in for the teacher's edge-aware base layer). 0: the plain blur.
     guide_texture_stops: float = 0.0
 
     def __post_init__(self):
@@ -79,7 +79,7 @@ class HDRNetConfig:
         if self.guide_texture_stops < 0 or (self.guide_texture_stops and not self.guide_blur):
             raise ValueError(f"guide_texture_stops must be >= 0 and needs guide_blur > 0, got "
                              f"{self.guide_texture_stops} with guide_blur {self.guide_blur}")
-        for name in ("guide_luma", "stats_luma"):
+        for name in ("guide_luma", "stats_luma", "guide_texture_stops"):
             if getattr(self, name) and self.input_encoding != "log":
                 raise ValueError(f"{name} needs input_encoding 'log' (it decodes the log window)")
 
@@ -333,8 +333,7 @@ class HDRNet(nn.Module):
             if not self.cfg.guide_texture_stops:
                 return smooth
             d = xe - smooth
-            tau = self.cfg.guide_texture_stops / (LOG_MIN + LOG_MAX) if self.cfg.input_encoding == "log" \
-                else self.cfg.guide_texture_stops
+            tau = self.cfg.guide_texture_stops / (LOG_MIN + LOG_MAX)  # stops -> the log encoding's units
             return smooth + torch.sign(d) * (d.abs() - tau).clamp(min=0)
 
     def guide(self, x: torch.Tensor) -> torch.Tensor:
@@ -342,6 +341,12 @@ class HDRNet(nn.Module):
         if self.cfg.guide_luma:
             x = luma_guide_input(x)
         return guide_map(x, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
+
+    def guide_points(self, xe: torch.Tensor, xp: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The guide ``[B,N]`` at pixels ``(rows, cols)`` of the encoded image ``xe``, whose values there are ``xp``
+        ``[B,3,N]`` (a blurred guide still needs the whole image)."""
+        gp = xp if not self.cfg.guide_blur else gather_pixels(self.guide_source(xe), rows, cols)
+        return self.guide(gp.unsqueeze(2)).squeeze(1)
 
     def apply_and_decode(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """Sliced coefficients ``[B,12,...]`` applied to the encoded pixels ``[B,3,...]``, decoded to the output
@@ -369,8 +374,7 @@ class HDRNet(nn.Module):
         idx = torch.stack([i0, i1], 1)  # [B,2]
         rows, cols = idx // w, idx % w
         xp = gather_pixels(xs, rows, cols)  # [B,3,2]
-        gp = xp if not self.cfg.guide_blur else gather_pixels(self.guide_source(xs), rows, cols)
-        guide = self.guide(gp.unsqueeze(2)).squeeze(1)
+        guide = self.guide_points(xs, xp, rows, cols)
         luma = output_luma(self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp))  # [B,2]
         return (luma[:, 0] + frac * (luma[:, 1] - luma[:, 0])).clamp(min=WHITE_FLOOR)
 
@@ -392,8 +396,7 @@ class HDRNet(nn.Module):
         grid = self.coefficients(self.lowres_input(xe))
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
-        gp = xp if not self.cfg.guide_blur else gather_pixels(self.guide_source(xe), rows, cols)
-        guide = self.guide(gp.unsqueeze(2)).squeeze(1)  # [B,N]
+        guide = self.guide_points(xe, xp, rows, cols)  # [B,N]
         out = self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp)
         if self.cfg.white_percentile:  # the white level still needs (a quarter of) the whole image
             out = normalise_white(out, self.white(grid, xe))
