@@ -6,6 +6,8 @@ Per held-out image of the checkpoint's own data config, at native size, output c
   contrast     after the best whole-image exponent and level: a*log10 L + b fitted by least squares on the
                output's log luminance (pixels clipped in either image left out), colour kept by ratios
   low / high   the error's PSNR below and above a Gaussian blur of ``sigma`` px, for each sigma
+  edges        the error's PSNR over the flatter half of the pixels and over the 10 % and 2 % with the
+               strongest input edges (a guide that mixes an edge's two sides loses at the edges)
   detail       how much of the input's fine detail (log luminance above a 1 px blur) the student and the
                teacher pass on (least-squares slope, pixels clipped or black in either output left out); a
                student below its teacher flattens texture
@@ -65,6 +67,16 @@ def detail_gains(x: torch.Tensor, keep: np.ndarray, *outs: torch.Tensor, sigma: 
     return [float((fine(srgb_to_linear(o)) * fx).sum() / (fx * fx).sum()) for o in outs]
 
 
+def edge_split(err: np.ndarray, x: torch.Tensor, tops: tuple[float, ...] = (10.0, 2.0)) -> list[float]:
+    """PSNR (dB) of an error image ``[H,W,C]`` over the flatter half of the pixels, then over the ``tops`` %
+    with the strongest edges; edge strength is the gradient magnitude of the linear input ``x [1,3,H,W]``'s
+    log2 luminance after a 2 px blur. A guide that mixes an edge's two sides shows up in the tops."""
+    lum = cv2.GaussianBlur(np.log2(luminance(x).squeeze().numpy().clip(LOG_FLOOR)).astype(np.float32), (0, 0), 2.0)
+    grad = np.hypot(cv2.Sobel(lum, cv2.CV_32F, 1, 0), cv2.Sobel(lum, cv2.CV_32F, 0, 1))
+    masks = [grad <= np.percentile(grad, 50)] + [grad >= np.percentile(grad, 100 - t) for t in tops]
+    return [_db(err[m]) for m in masks]
+
+
 def scale_split(err: np.ndarray, sigma: float) -> tuple[float, float]:
     """PSNR (dB, peak 1) of an error image ``[H,W,C]`` below and above a Gaussian blur of ``sigma`` px."""
     err = np.ascontiguousarray(err, dtype=np.float32)
@@ -96,9 +108,10 @@ def main(argv: list[str]) -> int:
             a, b, con = global_fit(p, y)
             err = (p - y)[0].permute(1, 2, 0).numpy()
             split = "  ".join(f"s{s:g} {lo:.2f}/{hi:.2f}" for s in sigmas for lo, hi in [scale_split(err, s)])
+            edges = "flat half {:.2f}  top 10% {:.2f}  top 2% {:.2f}".format(*edge_split(err, x))
             keep = (((p < 0.99) & (y < 0.99)).all(1) & ((p > 0.02) & (y > 0.02)).all(1))[0].numpy()
             print(f"  {name:14s} psnr {psnr(p, y):6.2f}  level {psnr(lev, y):6.2f} (b {b0:+.3f})  "
-                  f"contrast {psnr(con, y):6.2f} (a {a:.3f}, b {b:+.3f})  low/high {split}  "
+                  f"contrast {psnr(con, y):6.2f} (a {a:.3f}, b {b:+.3f})  low/high {split}  edges {edges}  "
                   "detail {:.3f}/{:.3f}".format(*detail_gains(x, keep, p, y)))
     return 0
 

@@ -58,3 +58,17 @@ def test_detail_gain_of_an_exponent_is_the_exponent():
     assert abs(none) < 1e-6
     with pytest.raises(ValueError, match="no unclipped"):
         detail_gains(x, np.zeros((40, 48), bool), flat)
+
+
+def test_edge_split_tells_an_error_at_the_edge_from_one_in_the_flat():
+    from benchmarks.error_anatomy import edge_split
+    x = torch.full((1, 3, 64, 64), 0.01)
+    x[..., 32:] = 0.5  # one vertical edge, 5.6 stops
+    at_edge = np.zeros((64, 64, 3), np.float32)
+    at_edge[:, 30:34] = 0.1
+    flat, top10, top2 = edge_split(at_edge, x)
+    assert flat == float("inf") and top2 == pytest.approx(20.0, abs=1e-4) and top10 < 25  # error only on the edge
+    in_flat = np.zeros((64, 64, 3), np.float32)
+    in_flat[:, :8] = 0.1
+    flat, top10, top2 = edge_split(in_flat, x)
+    assert flat < 30 and top10 == float("inf") and top2 == float("inf")
