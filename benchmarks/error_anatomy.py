@@ -54,12 +54,17 @@ def global_fit(p: torch.Tensor, y: torch.Tensor, exponent: bool = True) -> tuple
     return a, b, linear_to_srgb(lin_p * gain.view(1, 1, *p.shape[2:]).float())
 
 
+def log2_luminance(lin: torch.Tensor) -> np.ndarray:
+    """``[H,W]`` float32 log2 of the luminance of a linear ``[1,3,H,W]`` image, floored at ``LOG_FLOOR``."""
+    return np.log2(luminance(lin).squeeze().numpy().clip(LOG_FLOOR)).astype(np.float32)
+
+
 def detail_gains(x: torch.Tensor, keep: np.ndarray, *outs: torch.Tensor, sigma: float = 1.0) -> list[float]:
     """Slope of each output's fine log2 luminance on the input's: both high-passed by a Gaussian blur of
     ``sigma`` px, fitted over the pixels in ``keep`` ``[H,W]``. ``x`` is linear, ``outs`` sRGB, all
     ``[1,3,H,W]``; the input's detail is computed once for all of them."""
     def fine(lin):
-        lum = np.log2(luminance(lin).squeeze().numpy().clip(LOG_FLOOR)).astype(np.float32)
+        lum = log2_luminance(lin)
         return (lum - cv2.GaussianBlur(lum, (0, 0), sigma))[keep].astype(np.float64)
     fx = fine(x)
     if not keep.any() or not np.any(fx):
@@ -71,7 +76,7 @@ def edge_split(err: np.ndarray, x: torch.Tensor, tops: tuple[float, ...] = (10.0
     """PSNR (dB) of an error image ``[H,W,C]`` over the flatter half of the pixels, then over the ``tops`` %
     with the strongest edges; edge strength is the gradient magnitude of the linear input ``x [1,3,H,W]``'s
     log2 luminance after a 2 px blur. A guide that mixes an edge's two sides shows up in the tops."""
-    lum = cv2.GaussianBlur(np.log2(luminance(x).squeeze().numpy().clip(LOG_FLOOR)).astype(np.float32), (0, 0), 2.0)
+    lum = cv2.GaussianBlur(log2_luminance(x), (0, 0), 2.0)
     grad = np.hypot(cv2.Sobel(lum, cv2.CV_32F, 1, 0), cv2.Sobel(lum, cv2.CV_32F, 0, 1))
     masks = [grad <= np.percentile(grad, 50)] + [grad >= np.percentile(grad, 100 - t) for t in tops]
     return [_db(err[m]) for m in masks]

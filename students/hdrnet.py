@@ -342,39 +342,40 @@ class HDRNet(nn.Module):
             x = luma_guide_input(x)
         return guide_map(x, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
 
-    def guide_points(self, xe: torch.Tensor, xp: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """The guide ``[B,N]`` at pixels ``(rows, cols)`` of the encoded image ``xe``, whose values there are ``xp``
-        ``[B,3,N]`` (a blurred guide still needs the whole image)."""
-        gp = xp if not self.cfg.guide_blur else gather_pixels(self.guide_source(xe), rows, cols)
-        return self.guide(gp.unsqueeze(2)).squeeze(1)
+    def guide_points(self, gsrc: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The guide ``[B,N]`` at pixels ``(rows, cols)``, from ``gsrc = guide_source(xe)`` of the whole image
+        (a blurred guide needs every pixel, not only the sampled ones)."""
+        return self.guide(gather_pixels(gsrc, rows, cols).unsqueeze(2)).squeeze(1)
 
     def apply_and_decode(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """Sliced coefficients ``[B,12,...]`` applied to the encoded pixels ``[B,3,...]``, decoded to the output
         (``decode_output``): the per-pixel end of every path (whole image, sampled points, white level)."""
         return decode_output(apply_coeffs(coeffs, xe), self.cfg.output_encoding)
 
-    def render(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+    def render(self, grid: torch.Tensor, xe: torch.Tensor, gsrc: torch.Tensor | None = None) -> torch.Tensor:
         """Grid ``[B,12,D,G,G]`` applied to the encoded full-res image ``[B,3,H,W]`` (slice, apply), no white
-        normalisation."""
-        return self.apply_and_decode(slice_grid(grid, self.guide(self.guide_source(xe))), xe)
+        normalisation. ``gsrc``: ``guide_source(xe)``, when the caller has it already."""
+        gsrc = self.guide_source(xe) if gsrc is None else gsrc
+        return self.apply_and_decode(slice_grid(grid, self.guide(gsrc)), xe)
 
     def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """``white_level`` of the image: ``render`` on every other row and column of ``xe``, taken as an image
         of its own (the fused path computes exactly this)."""
         xs = xe[..., ::2, ::2]
+        gs = self.guide_source(xs)  # once: the search below and the two pixels' render both read it
         if not torch.is_grad_enabled():
-            return white_level(self.render(grid, xs), self.cfg.white_percentile)
+            return white_level(self.render(grid, xs, gs), self.cfg.white_percentile)
         # With autograd: the percentile's gradient reaches only the two pixels it interpolates. Find them without
         # autograd (no activations kept for a quarter of the image), then render just those two with it:
         # the same value and gradient as white_level on a differentiable render, at a fraction of the cost.
         with torch.no_grad():
-            (_, i0), (_, i1), frac = _order_stats(output_luma(self.render(grid, xs)).flatten(1),
+            (_, i0), (_, i1), frac = _order_stats(output_luma(self.render(grid, xs, gs)).flatten(1),
                                                   self.cfg.white_percentile)
         h, w = xs.shape[-2:]
         idx = torch.stack([i0, i1], 1)  # [B,2]
         rows, cols = idx // w, idx % w
         xp = gather_pixels(xs, rows, cols)  # [B,3,2]
-        guide = self.guide_points(xs, xp, rows, cols)
+        guide = self.guide_points(gs, rows, cols)
         luma = output_luma(self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp))  # [B,2]
         return (luma[:, 0] + frac * (luma[:, 1] - luma[:, 0])).clamp(min=WHITE_FLOOR)
 
@@ -396,7 +397,7 @@ class HDRNet(nn.Module):
         grid = self.coefficients(self.lowres_input(xe))
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
-        guide = self.guide_points(xe, xp, rows, cols)  # [B,N]
+        guide = self.guide_points(self.guide_source(xe), rows, cols)  # [B,N]
         out = self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp)
         if self.cfg.white_percentile:  # the white level still needs (a quarter of) the whole image
             out = normalise_white(out, self.white(grid, xe))
