@@ -117,9 +117,10 @@ class ExportableStudent(nn.Module):
         super().__init__()
         if not isinstance(model, HDRNet):
             raise TypeError(f"ExportableStudent: model must be an HDRNet, got {type(model).__name__}")
-        if model.cfg.guide_blur:
-            raise ValueError("ExportableStudent: a guide_blur student does not export yet (its guide needs a "
-                             "Gaussian blur of the whole image; the exported graph has none)")
+        if model.cfg.guide_blur or model.cfg.guide_bilateral:
+            name = "guide_blur" if model.cfg.guide_blur else "guide_bilateral"
+            raise ValueError(f"ExportableStudent: a {name} student does not export yet (its guide needs a "
+                             "filter of the whole image; the exported graph has none)")
         m = copy.deepcopy(model).cpu().float().eval()
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth

@@ -347,8 +347,8 @@ class FastStudent:
             self._det = np.empty((self.cfg.lowres, self.cfg.lowres), np.float32)
             self._low4 = np.empty((self.cfg.lowres, self.cfg.lowres, 4), np.float32)
         reason = "use_fused=False" if not use_fused else None
-        if self.cfg.guide_blur and reason is None:
-            reason = "no fused kernel for a guide_blur student yet"
+        if reason is None and (self.cfg.guide_blur or self.cfg.guide_bilateral):
+            reason = f"no fused kernel for a {'guide_blur' if self.cfg.guide_blur else 'guide_bilateral'} student yet"
         if reason is None:
             try:
                 self.engine = engine()

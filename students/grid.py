@@ -14,6 +14,8 @@ Conventions (shared with the fused inference path in students/fused.py, which mu
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -161,3 +163,44 @@ def lowres_copy(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2] >= size and x.shape[-1] >= size:
         return F.interpolate(x, size=(size, size), mode="area")
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _blur_matrix(n: int, sigma: float, dtype, device) -> torch.Tensor:
+    """``[n, n]`` matrix of a Gaussian blur along an axis of ``n`` cells, zero outside (a banded matmul is far
+    faster on the CPU than conv3d for these small grids)."""
+    t = torch.arange(n, dtype=dtype, device=device)
+    k = torch.exp(-0.5 * ((t.view(-1, 1) - t.view(1, -1)) / sigma) ** 2)
+    return k / torch.exp(-0.5 * (torch.arange(-n, n + 1, dtype=dtype, device=device) / sigma) ** 2).sum()
+
+
+def bilateral_base(e: torch.Tensor, sigma_px: float, sigma_range: float, cells_per_sigma: float = 1.0) -> torch.Tensor:
+    """Edge-preserving smoothing of ``e [B,H,W]`` (values in [0, 1]) by a bilateral grid (Paris & Durand
+    2006; Chen et al. 2007): splat ``(e, 1)`` trilinearly into cells of ``1 / cells_per_sigma`` sigma in space
+    and in range, Gaussian-blur the grid (zero borders), slice it at each pixel's own ``e`` and divide. The
+    splat is the exact transpose of the slice (this module's cell-centred convention), so a constant image
+    comes back unchanged. The grid blur's sigma, ``sqrt(c^2 - 1/3)`` cells for ``c = cells_per_sigma``, makes
+    the spreads about ``sigma_px`` and ``sigma_range`` once the two tent kernels are added. The grid has about
+    ``c max(H, W) / sigma_px`` cells a side whatever the resolution. No autograd: a function of the input."""
+    b, h, w = e.shape
+    c = cells_per_sigma
+    gh, gw = max(1, round(h * c / sigma_px)), max(1, round(w * c / sigma_px))
+    d = max(1, math.ceil(c / sigma_range))
+    dt, dev = e.dtype, e.device
+    with torch.no_grad():
+        xs = ((torch.arange(w, dtype=dt, device=dev) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
+        ys = ((torch.arange(h, dtype=dt, device=dev) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
+        axes = [_axis(e * d - 0.5, d), _axis(ys, gh), _axis(xs, gw)]
+        vals = torch.stack([e, torch.ones_like(e)], -1).reshape(b, h * w, 2)
+        acc = torch.zeros(b, d * gh * gw, 2, dtype=dt, device=dev)
+        for iz, wz in ((axes[0][0], 1 - axes[0][2]), (axes[0][1], axes[0][2])):
+            for iy, wy in ((axes[1][0], 1 - axes[1][2]), (axes[1][1], axes[1][2])):
+                for ix, wx in ((axes[2][0], 1 - axes[2][2]), (axes[2][1], axes[2][2])):
+                    idx = ((iz * gh + iy) * gw + ix).expand(b, h, w).reshape(b, h * w, 1).expand(b, h * w, 2)
+                    acc.scatter_add_(1, idx, vals * (wz * wy * wx).expand(b, h, w).reshape(b, h * w, 1))
+        s = math.sqrt(max(c * c - 1.0 / 3.0, 0.25))
+        g = acc.view(b, d, gh, gw, 2).permute(0, 4, 1, 2, 3)  # [B,2,D,Gh,Gw]
+        g = g @ _blur_matrix(gw, s, dt, dev)
+        g = (g.transpose(-1, -2) @ _blur_matrix(gh, s, dt, dev)).transpose(-1, -2)
+        g = (g.permute(0, 1, 3, 4, 2) @ _blur_matrix(d, s, dt, dev)).permute(0, 1, 4, 2, 3)
+        num, den = _trilinear(g.contiguous(), xs, ys, e).unbind(1)
+        return num / den.clamp(min=1e-20)

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from distill.color import LUMA, linear_to_srgb
-from students.grid import N_COEFFS, apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid, slice_points
+from students.grid import N_COEFFS, apply_coeffs, bilateral_base, guide_map, identity_grid, lowres_copy, slice_grid, slice_points
 
 # Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1]. HDR inputs
 # arrive normalised to a maximum of 1 (distill.color.to_space), so this is a 20-stop window below the peak.
@@ -59,6 +59,12 @@ class HDRNetConfig:
     # this many stops (soft threshold): texture under it stays off the intensity axis, an edge still splits
     # its two sides (a cheap stand-in for the teacher's edge-aware base layer). 0: the plain blur.
     guide_texture_stops: float = 0.0
+    # > 0 (log input): the guide reads the image with its log luminance replaced by a bilateral filter of it
+    # (``bilateral_base``: spatial sigma this fraction of the longer side, range sigma guide_bilateral_stops),
+    # the base layer of Durand & Dorsey, whose own sigmas are 0.02 and 1.33 stops. Texture stays off the
+    # intensity axis as with guide_blur, and an edge still splits its two sides. 0: off.
+    guide_bilateral: float = 0.0
+    guide_bilateral_stops: float = 1.33
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -79,7 +85,12 @@ class HDRNetConfig:
         if self.guide_texture_stops < 0 or (self.guide_texture_stops and not self.guide_blur):
             raise ValueError(f"guide_texture_stops must be >= 0 and needs guide_blur > 0, got "
                              f"{self.guide_texture_stops} with guide_blur {self.guide_blur}")
-        for name in ("guide_luma", "stats_luma", "guide_texture_stops"):
+        if not 0.0 <= self.guide_bilateral <= 0.1 or self.guide_bilateral_stops <= 0:
+            raise ValueError(f"guide_bilateral must be in [0, 0.1] (a fraction of the longer side) and "
+                             f"guide_bilateral_stops > 0, got {self.guide_bilateral} and {self.guide_bilateral_stops}")
+        if self.guide_bilateral and self.guide_blur:
+            raise ValueError("guide_bilateral and guide_blur are two guides; set one of them")
+        for name in ("guide_luma", "stats_luma", "guide_texture_stops", "guide_bilateral"):
             if getattr(self, name) and self.input_encoding != "log":
                 raise ValueError(f"{name} needs input_encoding 'log' (it decodes the log window)")
 
@@ -126,6 +137,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def encoded_log_luminance(xe: torch.Tensor) -> torch.Tensor:
+    """Log-encoded ``[B,3,H,W]`` -> ``[B,H,W]``, the encoded log luminance ``luma_guide_input`` gives the guide."""
+    lin = torch.exp2(xe * (LOG_MIN + LOG_MAX) - LOG_MIN)
+    lum = LUMA[0] * lin[:, 0] + LUMA[1] * lin[:, 1] + LUMA[2] * lin[:, 2]
+    return (torch.log2(lum) + LOG_MIN) / (LOG_MIN + LOG_MAX)
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,7 +343,14 @@ class HDRNet(nn.Module):
         return grid + self.grid_identity
 
     def guide_source(self, xe: torch.Tensor) -> torch.Tensor:
-        """What the guide reads for the encoded image ``xe [B,3,H,W]``: ``xe`` itself, or its ``guide_blur``."""
+        """What the guide reads for the encoded image ``xe [B,3,H,W]``: ``xe`` itself, its ``guide_blur``, or
+        ``xe`` shifted so that its log luminance is its ``bilateral_base`` (the chroma kept)."""
+        if self.cfg.guide_bilateral:
+            with torch.no_grad():
+                e = encoded_log_luminance(xe)
+                sigma_px = self.cfg.guide_bilateral * max(xe.shape[-2:])
+                base = bilateral_base(e, sigma_px, self.cfg.guide_bilateral_stops / (LOG_MIN + LOG_MAX))
+                return xe + (base - e).unsqueeze(1)
         if not self.cfg.guide_blur:
             return xe
         with torch.no_grad():  # a function of the input only

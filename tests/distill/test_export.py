@@ -134,6 +134,8 @@ def test_bad_arguments_raise(tmp_path):
         run(cfg)
     with pytest.raises(ValueError, match="guide_blur student does not export"):
         ExportableStudent(HDRNet(width=4, input_encoding="log", guide_blur=0.01))
+    with pytest.raises(ValueError, match="guide_bilateral student does not export"):
+        ExportableStudent(HDRNet(width=4, input_encoding="log", guide_bilateral=0.02))
 
 
 def assert_both_formats_reproduce(model, tmp_path, name, cases, tol=1e-4):

@@ -427,9 +427,10 @@ def test_fallback_when_no_compiler_and_no_library(monkeypatch):
         assert torch.equal(fast(x), m(x))
 
 
-def test_guide_blur_student_runs_on_the_torch_path():
-    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", guide_blur=0.01)
-    with pytest.warns(RuntimeWarning, match="guide_blur"):
+@pytest.mark.parametrize("option", ["guide_blur", "guide_bilateral"])
+def test_filtered_guide_student_runs_on_the_torch_path(option):
+    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", **{option: 0.01})
+    with pytest.warns(RuntimeWarning, match=option):
         fast = fused.FastStudent(m)
     assert fast.engine == "torch-fallback"
     x = torch.rand(1, 3, 80, 72)

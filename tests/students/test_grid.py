@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from students.grid import apply_coeffs, guide_map, identity_grid, lowres_copy, slice_grid
+from students.grid import apply_coeffs, bilateral_base, guide_map, identity_grid, lowres_copy, slice_grid
 
 
 def test_slice_depth_only_grid_at_bin_centres_is_exact():
@@ -126,3 +126,32 @@ def test_slice_points_equals_slice_grid_at_those_pixels():
     pts = slice_points(grid, g, rows, cols, h, w)
     ref = torch.stack([full[b][:, rows[b], cols[b]] for b in range(2)])
     assert torch.allclose(pts, ref, atol=1e-12)
+
+
+def exact_bilateral(e: torch.Tensor, sigma_px: float, sigma_range: float) -> torch.Tensor:
+    """Brute force: every pixel against every pixel, Gaussian in space and in value (no window, no grid)."""
+    h, w = e.shape
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    p = torch.stack([yy.flatten(), xx.flatten()], 1).double()
+    v = e.flatten().double()
+    wt = torch.exp(-((p[:, None] - p[None]) ** 2).sum(-1) / (2 * sigma_px**2))
+    wt = wt * torch.exp(-((v[:, None] - v[None]) ** 2) / (2 * sigma_range**2))
+    return ((wt @ v) / wt.sum(1)).view(h, w)
+
+
+def test_bilateral_base_matches_the_exact_filter_keeps_edges_and_constants():
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(40), torch.arange(56), indexing="ij")
+    step = torch.where(xx < 28, 0.3, 0.6).double()
+    noise = 0.02 * torch.randn(40, 56, dtype=torch.float64)
+    e = (step + noise)[None]
+    got = bilateral_base(e, 4.0, 0.05)[0]
+    ref = exact_bilateral(e[0], 4.0, 0.05)
+    assert (got - ref).abs().mean() < 1e-3 and (got - ref).abs().max() < 5e-3  # noise 0.02, step 0.3
+    assert (got - step).std() < 0.25 * noise.std()  # the noise is smoothed ...
+    assert (got[:, 27] - 0.3).abs().max() < 0.03 and (got[:, 28] - 0.6).abs().max() < 0.03  # ... the edge kept
+    flat = torch.full((2, 30, 41), 0.37)
+    torch.testing.assert_close(bilateral_base(flat, 5.0, 0.05), flat, atol=1e-6, rtol=0)
+    # A wide range sigma makes it a plain Gaussian blur: the step's two sides then meet.
+    wide = bilateral_base(e, 4.0, 10.0)[0]
+    assert (wide[:, 28] - wide[:, 27]).mean() < 0.15

@@ -409,3 +409,40 @@ def test_guide_texture_stops_keeps_edges_and_drops_texture():
     with torch.no_grad():
         blurred_step = (plain.guide_source(xe)[0, 0, :, 64] - plain.guide_source(xe)[0, 0, :, 63]).mean() * 20
     assert blurred_step < 1.0  # the plain blur smears the same edge over several pixels
+
+
+def test_guide_bilateral_reads_the_base_layer_texture_off_edges_kept():
+    from students.grid import bilateral_base
+    from students.hdrnet import encoded_log_luminance, gather_pixels, luma_guide_input
+    with pytest.raises(ValueError, match="needs input_encoding"):
+        HDRNetConfig(guide_bilateral=0.02)
+    with pytest.raises(ValueError, match="set one of them"):
+        HDRNetConfig(input_encoding="log", guide_bilateral=0.02, guide_blur=0.01)
+    # A 4-stop step edge at column 64, plus a +-0.25 stop checkerboard, on coloured pixels.
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    base = torch.where(xx < 64, 0.01, 0.16).float()
+    texture = 2.0 ** (0.25 * ((yy + xx) % 2 * 2 - 1).float())
+    x = (base * texture) * torch.tensor([1.0, 0.7, 0.4]).view(1, 3, 1, 1)
+    kw = dict(width=4, lowres=64, grid_size=8, input_encoding="log", guide_luma=True)
+    m = HDRNet(guide_bilateral=0.02, **kw)
+    with torch.no_grad():
+        xe = encode_input(x, "log")
+        src = m.guide_source(xe)
+        g = luma_guide_input(src).mean(1)[0] * 20  # what the guide reads, in stops
+        lum = encoded_log_luminance(xe)
+    # The guide's log luminance is the bilateral base of the pixels' own, the chroma untouched.
+    torch.testing.assert_close(g / 20, bilateral_base(lum, 0.02 * 128, 1.33 / 20)[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(src - src.mean(1, keepdim=True), xe - xe.mean(1, keepdim=True), atol=1e-6, rtol=0)
+    far = (xx - 64).abs() > 8
+    want = torch.log2(torch.where(xx < 64, 0.01, 0.16) * (0.2126 + 0.7152 * 0.7 + 0.0722 * 0.4)) + 20
+    assert (g - want)[far].abs().max() < 0.05  # texture (+-0.25 stop) off the guide
+    assert (g[:, 64] - g[:, 63]).mean() > 3.5  # the 4-stop edge stays (the Gaussian blur keeps < 1 stop)
+    # The training path (sampled pixels, white level from a quarter of the image) computes what forward does.
+    torch.manual_seed(5)
+    m = HDRNet(guide_bilateral=0.03, white_percentile=99.5, output_encoding="srgb_log", **kw)
+    with torch.no_grad():
+        m.to_grid.weight.normal_(std=0.05)
+        x = torch.rand(2, 3, 70, 96) ** 4 * 5
+        out = m(x)
+        rows, cols = torch.randint(0, 70, (2, 64)), torch.randint(0, 96, (2, 64))
+        torch.testing.assert_close(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6, rtol=0)
