@@ -39,11 +39,12 @@ import cv2
 import numpy as np
 import torch
 
-from students.hdrnet import OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
+from students.grid import bilateral_blur, bilateral_dims
+from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
-ABI_VERSION = 6
+ABI_VERSION = 7
 
 # Pixel format codes of the C ABI (students/csrc/fused.cpp).
 _HWC_CODES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
@@ -73,8 +74,11 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.hd_set_isa.restype = c_int
     lib.hd_lanes.restype = c_int
     lib.hd_slice_apply.argtypes = [c_void_p, c_void_p, c_int, c_int, c_int, c_void_p, c_int, c_int, c_int,
-                                   c_void_p, c_int, c_int, c_int, ctypes.c_float, c_int]
+                                   c_void_p, c_int, c_int, c_int, ctypes.c_float, c_void_p, c_int, c_int, c_int,
+                                   c_int]
     lib.hd_slice_apply.restype = c_int
+    lib.hd_bilateral_splat.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
+    lib.hd_bilateral_splat.restype = c_int
     lib.hd_downsample.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
     lib.hd_downsample.restype = c_int
     lib.hd_detail.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
@@ -228,7 +232,8 @@ def quarter_hwc(image: np.ndarray) -> np.ndarray:
 
 
 def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", encoding: str = "none",
-                      threads: int | None = None, out_encoding: str = "none", out_scale: float = 1.0):
+                      threads: int | None = None, out_encoding: str = "none", out_scale: float = 1.0,
+                      base_grid: np.ndarray | None = None):
     """Guide + trilinear slice + affine apply in one pass (the full-resolution half of HDRNet.forward).
 
     Args:
@@ -244,6 +249,8 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
             (``hdrnet.normalise_white`` with ``white = 1 / out_scale``); ignored otherwise.
         threads: OpenMP threads (None: OpenMP default, which ``torch.set_num_threads`` also sets, since
             torch and this library share torch's libgomp).
+        base_grid: a ``guide_bilateral`` student's blurred bilateral grid of this image, float32
+            ``[2,D,Gh,Gw]`` (``bilateral_base_grid``); needs a "log" or "log_luma" encoding.
 
     Returns:
         ``out`` (or a new array/tensor like ``image``).
@@ -263,13 +270,39 @@ def fused_slice_apply(image, grid, guide_params, out=None, layout: str = "hwc", 
         out = torch.empty_like(image) if isinstance(image, torch.Tensor) else np.empty_like(image)
     else:
         _check_out(out, image)
+    bptr, bdims = None, (0, 0, 0)
+    if base_grid is not None:
+        if encoding == "none":
+            raise ValueError("fused_slice_apply: base_grid needs a 'log' or 'log_luma' encoding")
+        base_grid = _as_numpy_f32(base_grid, "base_grid")
+        if base_grid.ndim != 4 or base_grid.shape[0] != 2:
+            raise ValueError(f"base_grid: expected [2,D,Gh,Gw], got {base_grid.shape}")
+        bptr, bdims = base_grid.ctypes.data, base_grid.shape[1:]
     rc = lib.hd_slice_apply(_ptr(image), _ptr(out), fmt, h, w, g.ctypes.data, g.shape[1], g.shape[2], g.shape[3],
                             packed.ctypes.data, k, _encoding_code(encoding, _SLICE_ENCODINGS),
                             _encoding_code(out_encoding, _OUT_ENCODINGS, "out_encoding"),
-                            float(out_scale), threads or 0)
+                            float(out_scale), bptr, *bdims, threads or 0)
     if rc != 0:
         raise RuntimeError(f"fused_slice_apply: {_ERRORS.get(rc, rc)} (image {tuple(image.shape)}, grid {g.shape})")
     return out
+
+
+def bilateral_base_grid(image, sigma: float, sigma_stops: float, layout: str = "hwc",
+                        threads: int | None = None) -> np.ndarray:
+    """The blurred bilateral grid ``[2,D,Gh,Gw]`` float32 of the image's encoded log luminance, as
+    ``students.grid.bilateral_base`` builds it (splat in C++, one pass over the image; ``bilateral_blur`` on
+    the small grid in torch), for ``fused_slice_apply(base_grid=...)``. ``sigma``: spatial sigma as a fraction
+    of the longer side; ``sigma_stops``: range sigma in stops (``HDRNetConfig.guide_bilateral*``)."""
+    lib = load_library()
+    fmt, h, w = _image_format(image, layout)
+    image = _contiguous(image)
+    dims = bilateral_dims(h, w, sigma * max(h, w), sigma_stops / (LOG_MIN + LOG_MAX))
+    splat = np.empty((2,) + dims, np.float32)
+    rc = lib.hd_bilateral_splat(_ptr(image), fmt, h, w, *dims, splat.ctypes.data, threads or 0)
+    if rc != 0:
+        raise RuntimeError(f"bilateral_base_grid: {_ERRORS.get(rc, rc)} (image {tuple(image.shape)}, grid {dims})")
+    with torch.inference_mode():
+        return bilateral_blur(torch.from_numpy(splat)[None])[0].numpy()
 
 
 def area_downsample(image, size: int, layout: str = "hwc", encoding: str = "none", out: np.ndarray | None = None,
@@ -347,8 +380,8 @@ class FastStudent:
             self._det = np.empty((self.cfg.lowres, self.cfg.lowres), np.float32)
             self._low4 = np.empty((self.cfg.lowres, self.cfg.lowres, 4), np.float32)
         reason = "use_fused=False" if not use_fused else None
-        if reason is None and (self.cfg.guide_blur or self.cfg.guide_bilateral):
-            reason = f"no fused kernel for a {'guide_blur' if self.cfg.guide_blur else 'guide_bilateral'} student yet"
+        if reason is None and self.cfg.guide_blur:
+            reason = "no fused kernel for a guide_blur student yet"
         if reason is None:
             try:
                 self.engine = engine()
@@ -399,10 +432,19 @@ class FastStudent:
         else:
             sub = image[:, ::2, ::2].contiguous()
         y = fused_slice_apply(sub, grid, self.guide, layout=layout, encoding=self.slice_encoding,
-                              threads=self.threads, out_encoding=self.cfg.output_encoding)
+                              threads=self.threads, out_encoding=self.cfg.output_encoding,
+                              base_grid=self.base_grid(sub, layout))
         y = np.asarray(y)
         luma = y @ np.float32(OUTPUT_LUMA) if layout == "hwc" else np.tensordot(np.float32(OUTPUT_LUMA), y, 1)
         return max(float(np.percentile(luma, self.cfg.white_percentile)), WHITE_FLOOR)
+
+    def base_grid(self, image, layout: str) -> np.ndarray | None:
+        """A ``guide_bilateral`` student's blurred bilateral grid of ``image`` (``bilateral_base_grid``); None
+        for any other student."""
+        if not self.cfg.guide_bilateral:
+            return None
+        return bilateral_base_grid(image, self.cfg.guide_bilateral, self.cfg.guide_bilateral_stops, layout,
+                                   self.threads)
 
     def _one(self, image, layout: str, out):
         grid = self.coefficients(self.lowres(image, layout))
@@ -417,7 +459,8 @@ class FastStudent:
             else:
                 scale = 1.0 / white
         res = fused_slice_apply(image, grid, self.guide, out=out, layout=layout, encoding=self.slice_encoding,
-                                threads=self.threads, out_encoding=self.cfg.output_encoding, out_scale=scale)
+                                threads=self.threads, out_encoding=self.cfg.output_encoding, out_scale=scale,
+                                base_grid=self.base_grid(image, layout))
         if not fold:
             return res
         if isinstance(res, torch.Tensor):

@@ -173,34 +173,69 @@ def _blur_matrix(n: int, sigma: float, dtype, device) -> torch.Tensor:
     return k / torch.exp(-0.5 * (torch.arange(-n, n + 1, dtype=dtype, device=device) / sigma) ** 2).sum()
 
 
+def bilateral_dims(h: int, w: int, sigma_px: float, sigma_range: float, cells_per_sigma: float = 1.0) -> tuple[int, int, int]:
+    """``(D, Gh, Gw)`` of ``bilateral_base``'s grid for an ``h x w`` image: cells of ``1 / cells_per_sigma``
+    sigma in range (values in [0, 1]) and in space (about ``cells_per_sigma * max(h, w) / sigma_px`` a side)."""
+    c = cells_per_sigma
+    return max(1, math.ceil(c / sigma_range)), max(1, round(h * c / sigma_px)), max(1, round(w * c / sigma_px))
+
+
+def _bilateral_coords(e: torch.Tensor, dims: tuple[int, int, int]):
+    d, gh, gw = dims
+    h, w = e.shape[-2:]
+    xs = ((torch.arange(w, dtype=e.dtype, device=e.device) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
+    ys = ((torch.arange(h, dtype=e.dtype, device=e.device) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
+    return xs, ys
+
+
+def bilateral_splat(e: torch.Tensor, dims: tuple[int, int, int]) -> torch.Tensor:
+    """``(e, 1)`` of ``e [B,H,W]`` splatted trilinearly into a ``[B,2,D,Gh,Gw]`` grid at ``(x, y, e)``: the exact
+    transpose of ``slice_grid``'s trilinear read (same cell-centred coordinates, same border clamp)."""
+    d, gh, gw = dims
+    b, h, w = e.shape
+    xs, ys = _bilateral_coords(e, dims)
+    axes = [_axis(e * d - 0.5, d), _axis(ys, gh), _axis(xs, gw)]
+    vals = torch.stack([e, torch.ones_like(e)], -1).reshape(b, h * w, 2)
+    acc = torch.zeros(b, d * gh * gw, 2, dtype=e.dtype, device=e.device)
+    for iz, wz in ((axes[0][0], 1 - axes[0][2]), (axes[0][1], axes[0][2])):
+        for iy, wy in ((axes[1][0], 1 - axes[1][2]), (axes[1][1], axes[1][2])):
+            for ix, wx in ((axes[2][0], 1 - axes[2][2]), (axes[2][1], axes[2][2])):
+                idx = ((iz * gh + iy) * gw + ix).expand(b, h, w).reshape(b, h * w, 1).expand(b, h * w, 2)
+                acc.scatter_add_(1, idx, vals * (wz * wy * wx).expand(b, h, w).reshape(b, h * w, 1))
+    return acc.view(b, d, gh, gw, 2).permute(0, 4, 1, 2, 3).contiguous()
+
+
+def bilateral_blur(grid: torch.Tensor, cells_per_sigma: float = 1.0) -> torch.Tensor:
+    """Gaussian blur of a splatted ``[B,2,D,Gh,Gw]`` grid along its three axes (zero outside), by
+    ``sqrt(c^2 - 1/3)`` cells for ``c = cells_per_sigma``: with the splat's and the slice's tents (variance
+    1/6 cell^2 each) the spreads come to about one sigma."""
+    c = cells_per_sigma
+    s = math.sqrt(max(c * c - 1.0 / 3.0, 0.25))
+    _, _, d, gh, gw = grid.shape
+    dt, dev = grid.dtype, grid.device
+    g = grid @ _blur_matrix(gw, s, dt, dev)
+    g = (g.transpose(-1, -2) @ _blur_matrix(gh, s, dt, dev)).transpose(-1, -2)
+    g = (g.permute(0, 1, 3, 4, 2) @ _blur_matrix(d, s, dt, dev)).permute(0, 1, 4, 2, 3)
+    return g.contiguous()
+
+
+def bilateral_slice(grid: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """The blurred ``[B,2,D,Gh,Gw]`` grid read at each pixel's ``(x, y, e)``, numerator over weight: ``[B,H,W]``."""
+    _, _, d, gh, gw = grid.shape
+    xs, ys = _bilateral_coords(e, (d, gh, gw))
+    num, den = _trilinear(grid, xs, ys, e).unbind(1)
+    return num / den.clamp(min=1e-20)
+
+
 def bilateral_base(e: torch.Tensor, sigma_px: float, sigma_range: float, cells_per_sigma: float = 1.0) -> torch.Tensor:
     """Edge-preserving smoothing of ``e [B,H,W]`` (values in [0, 1]) by a bilateral grid (Paris & Durand
     2006; Chen et al. 2007): splat ``(e, 1)`` trilinearly into cells of ``1 / cells_per_sigma`` sigma in space
-    and in range, Gaussian-blur the grid (zero borders), slice it at each pixel's own ``e`` and divide. The
-    splat is the exact transpose of the slice (this module's cell-centred convention), so a constant image
-    comes back unchanged. The grid blur's sigma, ``sqrt(c^2 - 1/3)`` cells for ``c = cells_per_sigma``, makes
-    the spreads about ``sigma_px`` and ``sigma_range`` once the two tent kernels are added. The grid has about
-    ``c max(H, W) / sigma_px`` cells a side whatever the resolution. No autograd: a function of the input."""
-    b, h, w = e.shape
-    c = cells_per_sigma
-    gh, gw = max(1, round(h * c / sigma_px)), max(1, round(w * c / sigma_px))
-    d = max(1, math.ceil(c / sigma_range))
-    dt, dev = e.dtype, e.device
+    and in range (``bilateral_splat``), Gaussian-blur the grid (``bilateral_blur``), slice it at each pixel's
+    own ``e`` and divide (``bilateral_slice``). The splat is the exact transpose of the slice, so a constant
+    image comes back unchanged; spatial and range spreads come to about ``sigma_px`` and ``sigma_range``.
+    The grid has about ``c max(H, W) / sigma_px`` cells a side whatever the resolution (``bilateral_dims``).
+    No autograd: a function of the input. The fused path (students/fused.py) splats and slices in C++ and
+    blurs with ``bilateral_blur``."""
     with torch.no_grad():
-        xs = ((torch.arange(w, dtype=dt, device=dev) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
-        ys = ((torch.arange(h, dtype=dt, device=dev) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
-        axes = [_axis(e * d - 0.5, d), _axis(ys, gh), _axis(xs, gw)]
-        vals = torch.stack([e, torch.ones_like(e)], -1).reshape(b, h * w, 2)
-        acc = torch.zeros(b, d * gh * gw, 2, dtype=dt, device=dev)
-        for iz, wz in ((axes[0][0], 1 - axes[0][2]), (axes[0][1], axes[0][2])):
-            for iy, wy in ((axes[1][0], 1 - axes[1][2]), (axes[1][1], axes[1][2])):
-                for ix, wx in ((axes[2][0], 1 - axes[2][2]), (axes[2][1], axes[2][2])):
-                    idx = ((iz * gh + iy) * gw + ix).expand(b, h, w).reshape(b, h * w, 1).expand(b, h * w, 2)
-                    acc.scatter_add_(1, idx, vals * (wz * wy * wx).expand(b, h, w).reshape(b, h * w, 1))
-        s = math.sqrt(max(c * c - 1.0 / 3.0, 0.25))
-        g = acc.view(b, d, gh, gw, 2).permute(0, 4, 1, 2, 3)  # [B,2,D,Gh,Gw]
-        g = g @ _blur_matrix(gw, s, dt, dev)
-        g = (g.transpose(-1, -2) @ _blur_matrix(gh, s, dt, dev)).transpose(-1, -2)
-        g = (g.permute(0, 1, 3, 4, 2) @ _blur_matrix(d, s, dt, dev)).permute(0, 1, 4, 2, 3)
-        num, den = _trilinear(g.contiguous(), xs, ys, e).unbind(1)
-        return num / den.clamp(min=1e-20)
+        dims = bilateral_dims(*e.shape[-2:], sigma_px, sigma_range, cells_per_sigma)
+        return bilateral_slice(bilateral_blur(bilateral_splat(e, dims), cells_per_sigma), e)

@@ -10,7 +10,8 @@
 
 #define DECLARE_ISA(isa)                                                                                    \
     extern "C" int hd_slice_apply_##isa(const void*, void*, int, int, int, const float*, int, int, int,   \
-                                        const float*, int, int, int, float, int);                          \
+                                        const float*, int, int, int, float, const float*, int, int, int, int); \
+    extern "C" int hd_bilateral_splat_##isa(const void*, int, int, int, int, int, int, float*, int);       \
     extern "C" int hd_downsample_##isa(const void*, int, int, int, int, int, float*, int);                 \
     extern "C" int hd_detail_##isa(const void*, int, int, int, int, int, float*, int);                     \
     extern "C" int hd_lanes_##isa();
@@ -26,7 +27,8 @@ DECLARE_ISA(avx512)
 namespace {
 
 typedef int (*slice_fn)(const void*, void*, int, int, int, const float*, int, int, int, const float*, int, int, int,
-                        float, int);
+                        float, const float*, int, int, int, int);
+typedef int (*splat_fn)(const void*, int, int, int, int, int, int, float*, int);
 typedef int (*down_fn)(const void*, int, int, int, int, int, float*, int);
 typedef int (*lanes_fn)();
 
@@ -36,17 +38,18 @@ struct Variant {
     down_fn down;
     down_fn detail;
     lanes_fn lanes;
+    splat_fn splat;
 };
 
 // Best first.
 const Variant VARIANTS[] = {
 #ifdef HD_HAVE_AVX512
-    {"avx512", hd_slice_apply_avx512, hd_downsample_avx512, hd_detail_avx512, hd_lanes_avx512},
+    {"avx512", hd_slice_apply_avx512, hd_downsample_avx512, hd_detail_avx512, hd_lanes_avx512, hd_bilateral_splat_avx512},
 #endif
 #ifdef HD_HAVE_AVX2
-    {"avx2", hd_slice_apply_avx2, hd_downsample_avx2, hd_detail_avx2, hd_lanes_avx2},
+    {"avx2", hd_slice_apply_avx2, hd_downsample_avx2, hd_detail_avx2, hd_lanes_avx2, hd_bilateral_splat_avx2},
 #endif
-    {"scalar", hd_slice_apply_scalar, hd_downsample_scalar, hd_detail_scalar, hd_lanes_scalar},
+    {"scalar", hd_slice_apply_scalar, hd_downsample_scalar, hd_detail_scalar, hd_lanes_scalar, hd_bilateral_splat_scalar},
 };
 const int N_VARIANTS = sizeof(VARIANTS) / sizeof(VARIANTS[0]);
 
@@ -78,7 +81,7 @@ int n_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(
 extern "C" {
 
 // ABI version: students/fused.py refuses a library whose version differs.
-int hd_abi_version() { return 6; }
+int hd_abi_version() { return 7; }
 
 // Name of the kernel variant in use: "avx512", "avx2" or "scalar".
 const char* hd_isa() { return best()->name; }
@@ -111,16 +114,29 @@ const char* hd_compiled_isas() {
 //   in/out: fmt 0 = HWC float32, 1 = HWC uint8, 2 = HWC uint16, 3 = CHW float32; contiguous, H x W.
 //   grid: float32 [12, D, Gh, Gw] contiguous. guide: ccm(9) ccm_bias(3) mix(3) mix_bias(1) shifts(3K) slopes(3K).
 //   enc: 0 = none, 1 = log, 2 = log with the guide on log luminance (guide_luma). out_enc: 0 = none; 1 = srgb_log (decode, times out_scale > 0, at most 1).
+//   bgrid: null, or (guide_bilateral, enc 1 or 2) the blurred bilateral grid float32 [2, bD, bGh, bGw] of the image
+//   (numerator, weight; grid.bilateral_base): the guide then reads the pixel's log luminance replaced by its base.
 //   threads <= 0: OpenMP default.
 // Returns 0 on success, < 0 on bad arguments (-1) or too many knots (-2) or out of memory (-3).
 int hd_slice_apply(const void* in, void* out, int fmt, int H, int W, const float* grid, int D, int Gh, int Gw,
-                   const float* guide, int K, int enc, int out_enc, float out_scale, int threads) {
+                   const float* guide, int K, int enc, int out_enc, float out_scale, const float* bgrid, int bD,
+                   int bGh, int bGw, int threads) {
     if (!in || !out || !grid || !guide || fmt < 0 || fmt > 3 || H < 1 || W < 1 || D < 1 || Gh < 1 || Gw < 1 ||
-        K < 0 || enc < 0 || enc > 2 || (out_enc != 0 && out_enc != 1) || !(out_scale > 0.0f))
+        K < 0 || enc < 0 || enc > 2 || (out_enc != 0 && out_enc != 1) || !(out_scale > 0.0f) ||
+        (bgrid && (enc == 0 || bD < 1 || bGh < 1 || bGw < 1)))
         return -1;
     int t = n_threads(threads);
     if (t > H) t = H;
-    return best()->slice(in, out, fmt, H, W, grid, D, Gh, Gw, guide, K, enc, out_enc, out_scale, t);
+    return best()->slice(in, out, fmt, H, W, grid, D, Gh, Gw, guide, K, enc, out_enc, out_scale, bgrid, bD, bGh, bGw, t);
+}
+
+// Bilateral splat (grid.bilateral_splat) of the image's encoded log luminance: out float32 [2, D, Gh, Gw]
+// (numerator, weight), overwritten.
+int hd_bilateral_splat(const void* in, int fmt, int H, int W, int D, int Gh, int Gw, float* out, int threads) {
+    if (!in || !out || fmt < 0 || fmt > 3 || H < 1 || W < 1 || D < 1 || Gh < 1 || Gw < 1) return -1;
+    int t = n_threads(threads);
+    if (t > H) t = H;
+    return best()->splat(in, fmt, H, W, D, Gh, Gw, out, t);
 }
 
 // Area (adaptive average pool) downsample to S x S; out: float32 HWC [S, S, 3]. Needs H, W >= S.

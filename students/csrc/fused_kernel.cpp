@@ -521,6 +521,7 @@ static inline vf guide_value(const Guide& G, vf r, vf g, vf b) {
 // ---------------------------------------------------------------------------------------------
 struct Dims {
     int H, W, D, Gh, Gw;
+    int C;  // channels of the grid: 12 coefficients, or 2 (numerator, weight) for the bilateral base
     int nint, nspan, TL;
     long per_row;  // floats of tables per grid row: nspan * 12 * 4 * TL
     int out_enc;        // 0: the affine output as is; 1: decode_srgb_log, times out_scale, at most 1
@@ -533,8 +534,8 @@ static void build_tables(const float* grid, const Dims& d, float* T) {
     for (int gy = 0; gy < Gh; gy++)
         for (int s = 0; s < d.nspan; s++) {
             int x0 = s, x1 = imin_(s + 1, Gw - 1);
-            for (int c = 0; c < 12; c++) {
-                float* t = T + gy * d.per_row + ((long)s * 12 + c) * 4 * TL;
+            for (int c = 0; c < d.C; c++) {
+                float* t = T + gy * d.per_row + ((long)s * d.C + c) * 4 * TL;
                 memset(t, 0, sizeof(float) * 4 * TL);
                 for (int z = 0; z < d.nint; z++) {
                     int z1 = imin_(z + 1, D - 1);
@@ -563,9 +564,9 @@ static inline float source_coord(int i, int size, int cells) {
 template <bool GATHER>
 static inline vf lk(const float* t, vi idx) { return GATHER ? lookup_gather(t, idx) : lookup_perm(t, idx); }
 
-template <bool GATHER>
+template <bool GATHER, int C = 12>
 static inline void slice(vf* A, const float* t, int TL, vi z0, vf wx, vf wz) {
-    for (int c = 0; c < 12; c++) {
+    for (int c = 0; c < C; c++) {
         const float* tc = t + c * 4 * TL;
         vf c0 = lk<GATHER>(tc, z0), cx = lk<GATHER>(tc + TL, z0);
         vf cz = lk<GATHER>(tc + 2 * TL, z0), cxz = lk<GATHER>(tc + 3 * TL, z0);
@@ -579,22 +580,60 @@ struct Columns {
     int* span_start;  // [nspan + 1] first column whose span is >= s
 };
 
+// The encoded log luminance of a pixel (hdrnet.luma_guide_input, hdrnet.encoded_log_luminance): the Rec. 709
+// luminance of what the encoding keeps, min(max(x,0) + 2^-20, 1), log2, in the encoding's units.
+static inline vf log_lum_enc(vf r, vf g, vf b) {
+    const vf eps = set1(1.0f / 1048576.0f), one = set1(1.0f), zero = set1(0.0f);
+    vf lum = mul(set1(0.2126f), vmin(add(vmax(r, zero), eps), one));
+    lum = fma_(set1(0.7152f), vmin(add(vmax(g, zero), eps), one), lum);
+    lum = fma_(set1(0.0722f), vmin(add(vmax(b, zero), eps), one), lum);
+    return mul(add(log2_(lum), set1(LOG_MIN)), set1(1.0f / (LOG_MIN + LOG_MAX)));
+}
+
+// The bilateral base grid of a guide_bilateral student (grid.bilateral_base): its dims, tables and columns.
+struct Bilateral {
+    Dims d;        // C = 2: numerator, weight
+    float* T_all;  // [Gh * per_row] tables
+    Columns cols;
+    bool gather;
+};
+
+// The base at each pixel of a block: the blurred grid read at (x, y, le), numerator over weight.
+static inline vf bilateral_at(const Bilateral& bl, const float* rowT, int j0, vf le) {
+    const Dims& d = bl.d;
+    vf gz = vmin(vmax(fma_(le, set1((float)d.D), set1(-0.5f)), set1(0.0f)), set1((float)(d.D - 1)));
+    vi z0 = imin(floor_i(gz), iset1(d.nint - 1));
+    vf wz = sub(gz, to_f(z0));
+    vf wx = ld(bl.cols.wx + j0);
+    const long span_floats = 2L * 4 * d.TL;
+    int s0 = bl.cols.span[j0], s1 = bl.cols.span[j0 + L - 1];
+    vf A[2];
+    if (bl.gather) slice<true, 2>(A, rowT + s0 * span_floats, d.TL, z0, wx, wz);
+    else slice<false, 2>(A, rowT + s0 * span_floats, d.TL, z0, wx, wz);
+    for (int s = s0 + 1; s <= s1; s++) {
+        vf B[2];
+        if (bl.gather) slice<true, 2>(B, rowT + s * span_floats, d.TL, z0, wx, wz);
+        else slice<false, 2>(B, rowT + s * span_floats, d.TL, z0, wx, wz);
+        int a = bl.cols.span_start[s] - j0;
+        for (int c = 0; c < 2; c++) A[c] = blend_range(A[c], B[c], a, L);
+    }
+    return div_(A[0], vmax(A[1], set1(1e-20f)));
+}
+
 // One block of L pixels: load -> encode -> guide -> slice -> apply -> store.
 template <int F, bool LOG, bool GATHER>
 static inline void block(const typename Pix<F>::T* ip, typename Pix<F>::T* op, long plane, int j0, const float* rowT,
-                         const Dims& d, const Columns& cols, const Guide& G) {
+                         const Dims& d, const Columns& cols, const Guide& G, const Bilateral* bl, const float* rowTb) {
     vf r, g, b;
     Pix<F>::load(ip, plane, r, g, b);
     vf gd;
-    if (LOG && d.guide_luma) {  // uniform over the call, like out_enc
-        // The luminance of what the encoding keeps (hdrnet.luma_guide_input decodes it): min(max(x,0) + 2^-20, 1).
-        const vf eps = set1(1.0f / 1048576.0f), one = set1(1.0f);
-        vf lum = mul(set1(0.2126f), vmin(add(vmax(r, set1(0.0f)), eps), one));
-        lum = fma_(set1(0.7152f), vmin(add(vmax(g, set1(0.0f)), eps), one), lum);
-        lum = fma_(set1(0.0722f), vmin(add(vmax(b, set1(0.0f)), eps), one), lum);
-        vf le = mul(add(log2_(lum), set1(LOG_MIN)), set1(1.0f / (LOG_MIN + LOG_MAX)));
+    if (LOG && (d.guide_luma || bl)) {  // uniform over the call, like out_enc
+        vf le = log_lum_enc(r, g, b);
         r = encode_log(r); g = encode_log(g); b = encode_log(b);
-        vf shift = sub(le, mul(add(add(r, g), b), set1(1.0f / 3.0f)));
+        // guide_luma: the guide reads the channels shifted so that their mean is the log luminance (or, with
+        // guide_bilateral, its base); guide_bilateral alone: shifted so that the luminance is the base.
+        vf target = bl ? bilateral_at(*bl, rowTb, j0, le) : le;
+        vf shift = sub(target, d.guide_luma ? mul(add(add(r, g), b), set1(1.0f / 3.0f)) : le);
         gd = guide_value(G, add(r, shift), add(g, shift), add(b, shift));
     } else {
         if (LOG) { r = encode_log(r); g = encode_log(g); b = encode_log(b); }
@@ -627,8 +666,38 @@ static inline void block(const typename Pix<F>::T* ip, typename Pix<F>::T* op, l
     Pix<F>::store(op, plane, o[0], o[1], o[2]);
 }
 
+// Column coordinates of a grid (the same for every row), its x-spans and where each span starts.
+static void fill_columns(Columns& cols, int W, int Gw, int nspan) {
+    for (int j = 0; j < W + L; j++) {
+        int jj = imin_(j, W - 1);
+        float gx = source_coord(jj, W, Gw);
+        int s = imin_((int)floorf(gx), nspan - 1);
+        cols.span[j] = s;
+        cols.wx[j] = gx - (float)s;
+    }
+    for (int s = 0, j = 0; s <= nspan; s++) {
+        while (j < W && cols.span[j] < s) j++;
+        cols.span_start[s] = j;
+    }
+}
+
+// The tables of image row i: the lerp of two grid rows' tables (kept when row i - 1 had the same ones).
+static void row_tables(const Dims& d, const float* T_all, int i, float* rowT, int& have_y0, float& have_wy) {
+    float gy = source_coord(i, d.H, d.Gh);
+    int y0 = d.Gh > 1 ? imin_((int)floorf(gy), d.Gh - 2) : 0;
+    int y1 = imin_(y0 + 1, d.Gh - 1);
+    float wy = gy - (float)y0;
+    if (y0 == have_y0 && wy == have_wy) return;
+    const float* t0 = T_all + y0 * d.per_row;
+    const float* t1 = T_all + y1 * d.per_row;
+    for (long k = 0; k < d.per_row; k++) rowT[k] = t0[k] + wy * (t1[k] - t0[k]);
+    have_y0 = y0;
+    have_wy = wy;
+}
+
 template <int F, bool LOG, bool GATHER>
-static int run(const void* in_, void* out_, const Dims& d, const float* grid, const Guide& G, int threads) {
+static int run(const void* in_, void* out_, const Dims& d, const float* grid, const Guide& G, const Bilateral* bl,
+               int threads) {
     typedef typename Pix<F>::T T;
     const T* in = (const T*)in_;
     T* out = (T*)out_;
@@ -646,18 +715,7 @@ static int run(const void* in_, void* out_, const Dims& d, const float* grid, co
         return -3;
     }
     build_tables(grid, d, T_all);
-    // Column coordinates are the same for every row: compute them once.
-    for (int j = 0; j < W + L; j++) {
-        int jj = imin_(j, W - 1);
-        float gx = source_coord(jj, W, d.Gw);
-        int s = imin_((int)floorf(gx), d.nspan - 1);
-        cols.span[j] = s;
-        cols.wx[j] = gx - (float)s;
-    }
-    for (int s = 0, j = 0; s <= d.nspan; s++) {
-        while (j < W && cols.span[j] < s) j++;
-        cols.span_start[s] = j;
-    }
+    fill_columns(cols, W, d.Gw, d.nspan);
 
     int failed = 0;
 #pragma omp parallel num_threads(threads)
@@ -665,27 +723,24 @@ static int run(const void* in_, void* out_, const Dims& d, const float* grid, co
         float* rowT = (float*)alloc64(sizeof(float) * (d.per_row + L));  // + L: permute loads past the last table
         if (rowT) memset(rowT, 0, sizeof(float) * (d.per_row + L));
         else failed = 1;
-        int have_y0 = -1;
-        float have_wy = -1.0f;
+        float* rowTb = nullptr;
+        if (bl) {
+            rowTb = (float*)alloc64(sizeof(float) * (bl->d.per_row + L));
+            if (rowTb) memset(rowTb, 0, sizeof(float) * (bl->d.per_row + L));
+            else failed = 1;
+        }
+        int have_y0 = -1, have_y0b = -1;
+        float have_wy = -1.0f, have_wyb = -1.0f;
         T ibuf[3 * L], obuf[3 * L];  // tail block (fewer than L pixels left in the row)
 #pragma omp for schedule(static)
         for (int i = 0; i < H; i++) {
-            if (!rowT) continue;
-            float gy = source_coord(i, H, d.Gh);
-            int y0 = d.Gh > 1 ? imin_((int)floorf(gy), d.Gh - 2) : 0;
-            int y1 = imin_(y0 + 1, d.Gh - 1);
-            float wy = gy - (float)y0;
-            if (y0 != have_y0 || wy != have_wy) {  // this row's tables: lerp of two grid rows' tables
-                const float* t0 = T_all + y0 * d.per_row;
-                const float* t1 = T_all + y1 * d.per_row;
-                for (long k = 0; k < d.per_row; k++) rowT[k] = t0[k] + wy * (t1[k] - t0[k]);
-                have_y0 = y0;
-                have_wy = wy;
-            }
+            if (!rowT || (bl && !rowTb)) continue;
+            row_tables(d, T_all, i, rowT, have_y0, have_wy);
+            if (bl) row_tables(bl->d, bl->T_all, i, rowTb, have_y0b, have_wyb);
             const T* irow = in + (long)i * W * ci;
             T* orow = out + (long)i * W * ci;
             int j0 = 0;
-            for (; j0 + L <= W; j0 += L) block<F, LOG, GATHER>(irow + (long)j0 * ci, orow + (long)j0 * ci, plane, j0, rowT, d, cols, G);
+            for (; j0 + L <= W; j0 += L) block<F, LOG, GATHER>(irow + (long)j0 * ci, orow + (long)j0 * ci, plane, j0, rowT, d, cols, G, bl, rowTb);
             int n = W - j0;
             if (n > 0) {
                 memset(ibuf, 0, sizeof(ibuf));
@@ -694,7 +749,7 @@ static int run(const void* in_, void* out_, const Dims& d, const float* grid, co
                 } else {
                     memcpy(ibuf, irow + (long)j0 * 3, 3 * n * sizeof(T));
                 }
-                block<F, LOG, GATHER>(ibuf, obuf, L, j0, rowT, d, cols, G);
+                block<F, LOG, GATHER>(ibuf, obuf, L, j0, rowT, d, cols, G, bl, rowTb);
                 if (F == CHW_F32) {
                     for (int c = 0; c < 3; c++) memcpy(orow + c * plane + j0, obuf + c * L, n * sizeof(T));
                 } else {
@@ -703,6 +758,7 @@ static int run(const void* in_, void* out_, const Dims& d, const float* grid, co
             }
         }
         free(rowT);
+        free(rowTb);
     }
     free(T_all); free(cols.span); free(cols.wx); free(cols.span_start);
     return failed ? -3 : 0;
@@ -884,10 +940,114 @@ static int detail(const void* in_, int H, int W, int S, float* out, int threads)
 }
 
 template <int F>
-static int run_f(const void* in, void* out, const Dims& d, const float* grid, const Guide& G, int enc, int threads) {
+static int run_f(const void* in, void* out, const Dims& d, const float* grid, const Guide& G, const Bilateral* bl,
+                 int enc, int threads) {
     bool gather = d.nint > L;
-    if (enc) return gather ? run<F, true, true>(in, out, d, grid, G, threads) : run<F, true, false>(in, out, d, grid, G, threads);
-    return gather ? run<F, false, true>(in, out, d, grid, G, threads) : run<F, false, false>(in, out, d, grid, G, threads);
+    if (enc) return gather ? run<F, true, true>(in, out, d, grid, G, bl, threads) : run<F, true, false>(in, out, d, grid, G, bl, threads);
+    return gather ? run<F, false, true>(in, out, d, grid, G, bl, threads) : run<F, false, false>(in, out, d, grid, G, bl, threads);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bilateral splat (grid.bilateral_splat): each pixel's encoded log luminance e (log_lum_enc) and a unit
+// weight go trilinearly into out [2, D, Gh, Gw] at (x, y, e), cell-centred and border-clamped like the
+// slice (grid._axis). Threads take rows, each into a grid of its own, summed at the end; within a row the
+// (z, x) splat goes into a row buffer, added to the two grid rows with weights (1 - wy, wy).
+// ---------------------------------------------------------------------------------------------
+struct Ax { int i0, i1; float f; };
+static inline Ax axis_of(float c, int size) {  // grid._axis
+    if (c < 0.0f) c = 0.0f;
+    if (c > (float)(size - 1)) c = (float)(size - 1);
+    int i0 = imin_((int)floorf(c), size - 1);
+    Ax a = {i0, imin_(i0 + 1, size - 1), c - (float)i0};
+    return a;
+}
+
+template <int F>
+static int splat(const void* in_, int H, int W, int D, int Gh, int Gw, float* out, int threads) {
+    typedef typename Pix<F>::T T;
+    const T* in = (const T*)in_;
+    const int ci = Pix<F>::chans_inline;
+    const long plane = (F == CHW_F32) ? (long)H * W : 0;
+    const long n = 2L * D * Gh * Gw, nrow = 2L * D * Gw;
+    Ax* xa = (Ax*)malloc(sizeof(Ax) * W);
+    if (!xa) return -3;
+    for (int j = 0; j < W; j++) xa[j] = axis_of((j + 0.5f) * ((float)Gw / (float)W) - 0.5f, Gw);
+    memset(out, 0, sizeof(float) * n);
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        float* acc = (float*)calloc(n, sizeof(float));
+        float* rowb = (float*)malloc(sizeof(float) * nrow);
+        if (!acc || !rowb) failed = 1;
+        float ebuf[L];
+        T ibuf[3 * L];
+#pragma omp for schedule(static)
+        for (int i = 0; i < H; i++) {
+            if (!acc || !rowb) continue;
+            memset(rowb, 0, sizeof(float) * nrow);
+            const T* irow = in + (long)i * W * ci;
+            for (int j0 = 0; j0 < W; j0 += L) {
+                int m = imin_(L, W - j0);
+                vf r, g, b;
+                if (m == L) {
+                    Pix<F>::load(irow + (long)j0 * ci, plane, r, g, b);
+                } else {  // tail: copy the m pixels into a zeroed block
+                    memset(ibuf, 0, sizeof(ibuf));
+                    if (F == CHW_F32) {
+                        for (int c = 0; c < 3; c++) memcpy(ibuf + c * L, irow + c * plane + j0, m * sizeof(T));
+                    } else {
+                        memcpy(ibuf, irow + (long)j0 * 3, 3 * m * sizeof(T));
+                    }
+                    Pix<F>::load(ibuf, L, r, g, b);
+                }
+                st(ebuf, log_lum_enc(r, g, b));
+                for (int k = 0; k < m; k++) {
+                    const float e = ebuf[k];
+                    const Ax z = axis_of(e * (float)D - 0.5f, D), x = xa[j0 + k];
+                    const float w0 = 1.0f - z.f, w1 = z.f, v0 = 1.0f - x.f, v1 = x.f;
+                    float* num0 = rowb + (long)z.i0 * Gw;
+                    float* num1 = rowb + (long)z.i1 * Gw;
+                    float* den0 = num0 + (long)D * Gw;
+                    float* den1 = num1 + (long)D * Gw;
+                    den0[x.i0] += w0 * v0; den0[x.i1] += w0 * v1;
+                    den1[x.i0] += w1 * v0; den1[x.i1] += w1 * v1;
+                    num0[x.i0] += e * (w0 * v0); num0[x.i1] += e * (w0 * v1);
+                    num1[x.i0] += e * (w1 * v0); num1[x.i1] += e * (w1 * v1);
+                }
+            }
+            const Ax y = axis_of((i + 0.5f) * ((float)Gh / (float)H) - 0.5f, Gh);
+            const float u0 = 1.0f - y.f, u1 = y.f;
+            for (long cz = 0; cz < 2L * D; cz++) {
+                const float* rb = rowb + cz * Gw;
+                float* a0 = acc + (cz * Gh + y.i0) * Gw;
+                float* a1 = acc + (cz * Gh + y.i1) * Gw;
+                for (int x = 0; x < Gw; x++) { a0[x] += u0 * rb[x]; a1[x] += u1 * rb[x]; }
+            }
+        }
+        if (acc && rowb) {
+#pragma omp critical
+            for (long k = 0; k < n; k++) out[k] += acc[k];
+        }
+        free(acc);
+        free(rowb);
+    }
+    free(xa);
+    return failed ? -3 : 0;
+}
+
+// Dims of a grid of C channels for an H x W image (see hd_slice_apply for the table stride TL).
+static Dims make_dims(int H, int W, int D, int Gh, int Gw, int C) {
+    Dims d;
+    memset(&d, 0, sizeof(d));
+    d.H = H; d.W = W; d.D = D; d.Gh = Gh; d.Gw = Gw; d.C = C;
+    d.nint = D > 1 ? D - 1 : 1;
+    d.nspan = Gw > 1 ? Gw - 1 : 1;
+    // Table stride: gathers index tables of nint floats; a permute loads L floats starting at the
+    // table (the tail reads into the next table or the padding, harmlessly), so TL only needs to
+    // cover nint; rounding to 8 keeps loads 32-byte aligned and halves the AVX-512 tables.
+    d.TL = (d.nint > L || L == 1) ? d.nint : (d.nint + 7) / 8 * 8;
+    d.per_row = (long)d.nspan * C * 4 * d.TL;
+    return d;
 }
 
 // The two low-res passes (area downsample, fine-detail energy) share one signature, so one dispatch
@@ -924,32 +1084,56 @@ static int lowres_pass(const void* in, int fmt, int H, int W, int enc, int S, fl
 // ---------------------------------------------------------------------------------------------
 extern "C" int HD_CAT(hd_slice_apply, HD_ISA)(const void* in, void* out, int fmt, int H, int W, const float* grid, int D,
                                               int Gh, int Gw, const float* guide_packed, int K, int enc, int out_enc,
-                                              float out_scale, int threads) {
+                                              float out_scale, const float* bgrid, int bD, int bGh, int bGw,
+                                              int threads) {
     if (K > MAX_KNOTS) return -2;
-    Dims d;
+    Dims d = make_dims(H, W, D, Gh, Gw, 12);
     d.out_enc = out_enc;
     d.out_scale = out_scale;
     d.guide_luma = enc == 2;
-    d.H = H; d.W = W; d.D = D; d.Gh = Gh; d.Gw = Gw;
-    d.nint = D > 1 ? D - 1 : 1;
-    d.nspan = Gw > 1 ? Gw - 1 : 1;
-    // Table stride: gathers index tables of nint floats; a permute loads L floats starting at the
-    // table (the tail reads into the next table or the padding, harmlessly), so TL only needs to
-    // cover nint; rounding to 8 keeps loads 32-byte aligned and halves the AVX-512 tables.
-    d.TL = (d.nint > L || L == 1) ? d.nint : (d.nint + 7) / 8 * 8;
-    d.per_row = (long)d.nspan * 12 * 4 * d.TL;
+    Bilateral B, *bl = nullptr;
+    if (bgrid) {  // guide_bilateral: tables and columns of the base grid [2, bD, bGh, bGw]
+        memset(&B, 0, sizeof(B));
+        B.d = make_dims(H, W, bD, bGh, bGw, 2);
+        B.gather = B.d.nint > L;
+        B.T_all = (float*)alloc64(sizeof(float) * bGh * B.d.per_row);
+        B.cols.span = (int*)alloc64(sizeof(int) * (W + L));
+        B.cols.wx = (float*)alloc64(sizeof(float) * (W + L));
+        B.cols.span_start = (int*)alloc64(sizeof(int) * (B.d.nspan + 2));
+        bl = &B;
+        if (!B.T_all || !B.cols.span || !B.cols.wx || !B.cols.span_start) {
+            free(B.T_all); free(B.cols.span); free(B.cols.wx); free(B.cols.span_start);
+            return -3;
+        }
+        build_tables(bgrid, B.d, B.T_all);
+        fill_columns(B.cols, W, bGw, B.d.nspan);
+    }
     Guide* G = (Guide*)malloc(sizeof(Guide));
-    if (!G) return -3;
-    unpack_guide(guide_packed, K, *G);
-    int rc = -1;
-    switch (fmt) {
-        case HWC_F32: rc = run_f<HWC_F32>(in, out, d, grid, *G, enc != 0, threads); break;
-        case HWC_U8: rc = run_f<HWC_U8>(in, out, d, grid, *G, enc != 0, threads); break;
-        case HWC_U16: rc = run_f<HWC_U16>(in, out, d, grid, *G, enc != 0, threads); break;
-        case CHW_F32: rc = run_f<CHW_F32>(in, out, d, grid, *G, enc != 0, threads); break;
+    int rc = -3;
+    if (G) {
+        unpack_guide(guide_packed, K, *G);
+        rc = -1;
+        switch (fmt) {
+            case HWC_F32: rc = run_f<HWC_F32>(in, out, d, grid, *G, bl, enc != 0, threads); break;
+            case HWC_U8: rc = run_f<HWC_U8>(in, out, d, grid, *G, bl, enc != 0, threads); break;
+            case HWC_U16: rc = run_f<HWC_U16>(in, out, d, grid, *G, bl, enc != 0, threads); break;
+            case CHW_F32: rc = run_f<CHW_F32>(in, out, d, grid, *G, bl, enc != 0, threads); break;
+        }
     }
     free(G);
+    if (bl) { free(B.T_all); free(B.cols.span); free(B.cols.wx); free(B.cols.span_start); }
     return rc;
+}
+
+extern "C" int HD_CAT(hd_bilateral_splat, HD_ISA)(const void* in, int fmt, int H, int W, int D, int Gh, int Gw,
+                                                  float* out, int threads) {
+    switch (fmt) {
+        case HWC_F32: return splat<HWC_F32>(in, H, W, D, Gh, Gw, out, threads);
+        case HWC_U8: return splat<HWC_U8>(in, H, W, D, Gh, Gw, out, threads);
+        case HWC_U16: return splat<HWC_U16>(in, H, W, D, Gh, Gw, out, threads);
+        case CHW_F32: return splat<CHW_F32>(in, H, W, D, Gh, Gw, out, threads);
+    }
+    return -1;
 }
 
 extern "C" int HD_CAT(hd_downsample, HD_ISA)(const void* in, int fmt, int H, int W, int enc, int S, float* out, int threads) {
