@@ -951,7 +951,8 @@ static int run_f(const void* in, void* out, const Dims& d, const float* grid, co
 // Bilateral splat (grid.bilateral_splat): each pixel's encoded log luminance e (log_lum_enc) and a unit
 // weight go trilinearly into out [2, D, Gh, Gw] at (x, y, e), cell-centred and border-clamped like the
 // slice (grid._axis). Threads take rows, each into a grid of its own, summed at the end; within a row the
-// (z, x) splat goes into a row buffer, added to the two grid rows with weights (1 - wy, wy).
+// (z, x) splat goes into a row buffer (numerator and weight interleaved, so a pixel's eight adds touch four
+// pairs), added to the two grid rows with weights (1 - wy, wy). The intensity coordinate is vectorised.
 // ---------------------------------------------------------------------------------------------
 struct Ax { int i0, i1; float f; };
 static inline Ax axis_of(float c, int size) {  // grid._axis
@@ -968,7 +969,7 @@ static int splat(const void* in_, int H, int W, int D, int Gh, int Gw, float* ou
     const T* in = (const T*)in_;
     const int ci = Pix<F>::chans_inline;
     const long plane = (F == CHW_F32) ? (long)H * W : 0;
-    const long n = 2L * D * Gh * Gw, nrow = 2L * D * Gw;
+    const long n = 2L * D * Gh * Gw, nrow = 2L * D * Gw, plane_g = (long)D * Gh * Gw;
     Ax* xa = (Ax*)malloc(sizeof(Ax) * W);
     if (!xa) return -3;
     for (int j = 0; j < W; j++) xa[j] = axis_of((j + 0.5f) * ((float)Gw / (float)W) - 0.5f, Gw);
@@ -979,7 +980,7 @@ static int splat(const void* in_, int H, int W, int D, int Gh, int Gw, float* ou
         float* acc = (float*)calloc(n, sizeof(float));
         float* rowb = (float*)malloc(sizeof(float) * nrow);
         if (!acc || !rowb) failed = 1;
-        float ebuf[L];
+        float ebuf[L], zbuf[L], fbuf[L];
         T ibuf[3 * L];
 #pragma omp for schedule(static)
         for (int i = 0; i < H; i++) {
@@ -1000,28 +1001,36 @@ static int splat(const void* in_, int H, int W, int D, int Gh, int Gw, float* ou
                     }
                     Pix<F>::load(ibuf, L, r, g, b);
                 }
-                st(ebuf, log_lum_enc(r, g, b));
+                vf e = log_lum_enc(r, g, b);  // grid._axis on e * D - 0.5, as axis_of does
+                vf gz = vmin(vmax(fma_(e, set1((float)D), set1(-0.5f)), set1(0.0f)), set1((float)(D - 1)));
+                vf z0 = to_f(imin(floor_i(gz), iset1(D - 1)));
+                st(ebuf, e); st(zbuf, z0); st(fbuf, sub(gz, z0));
                 for (int k = 0; k < m; k++) {
-                    const float e = ebuf[k];
-                    const Ax z = axis_of(e * (float)D - 0.5f, D), x = xa[j0 + k];
-                    const float w0 = 1.0f - z.f, w1 = z.f, v0 = 1.0f - x.f, v1 = x.f;
-                    float* num0 = rowb + (long)z.i0 * Gw;
-                    float* num1 = rowb + (long)z.i1 * Gw;
-                    float* den0 = num0 + (long)D * Gw;
-                    float* den1 = num1 + (long)D * Gw;
-                    den0[x.i0] += w0 * v0; den0[x.i1] += w0 * v1;
-                    den1[x.i0] += w1 * v0; den1[x.i1] += w1 * v1;
-                    num0[x.i0] += e * (w0 * v0); num0[x.i1] += e * (w0 * v1);
-                    num1[x.i0] += e * (w1 * v0); num1[x.i1] += e * (w1 * v1);
+                    const float e = ebuf[k], w1 = fbuf[k], w0 = 1.0f - w1;
+                    const int z0 = (int)zbuf[k], z1 = z0 + (z0 < D - 1);
+                    const Ax x = xa[j0 + k];
+                    const float v0 = 1.0f - x.f, v1 = x.f;
+                    float* p00 = rowb + 2 * ((long)z0 * Gw + x.i0);
+                    float* p01 = rowb + 2 * ((long)z0 * Gw + x.i1);
+                    float* p10 = rowb + 2 * ((long)z1 * Gw + x.i0);
+                    float* p11 = rowb + 2 * ((long)z1 * Gw + x.i1);
+                    float a = w0 * v0, bb = w0 * v1, c = w1 * v0, dd = w1 * v1;
+                    p00[0] += e * a; p00[1] += a;
+                    p01[0] += e * bb; p01[1] += bb;
+                    p10[0] += e * c; p10[1] += c;
+                    p11[0] += e * dd; p11[1] += dd;
                 }
             }
             const Ax y = axis_of((i + 0.5f) * ((float)Gh / (float)H) - 0.5f, Gh);
             const float u0 = 1.0f - y.f, u1 = y.f;
-            for (long cz = 0; cz < 2L * D; cz++) {
-                const float* rb = rowb + cz * Gw;
-                float* a0 = acc + (cz * Gh + y.i0) * Gw;
-                float* a1 = acc + (cz * Gh + y.i1) * Gw;
-                for (int x = 0; x < Gw; x++) { a0[x] += u0 * rb[x]; a1[x] += u1 * rb[x]; }
+            for (long z = 0; z < D; z++) {
+                const float* rb = rowb + 2 * z * Gw;
+                float* a0 = acc + (z * Gh + y.i0) * Gw;
+                float* a1 = acc + (z * Gh + y.i1) * Gw;
+                for (int x = 0; x < Gw; x++) {
+                    a0[x] += u0 * rb[2 * x]; a1[x] += u1 * rb[2 * x];
+                    a0[plane_g + x] += u0 * rb[2 * x + 1]; a1[plane_g + x] += u1 * rb[2 * x + 1];
+                }
             }
         }
         if (acc && rowb) {
