@@ -355,6 +355,21 @@ def test_gaussian_blur_matches_opencv_and_keeps_constants():
     assert gaussian_blur(flat, 0.0) is flat
 
 
+def assert_points_equal_forward(**kw):
+    """The training path (sampled pixels, white level from a quarter of the image) computes what forward does,
+    for a student with ``kw`` (random grid weights). Returns (model, input, forward's output)."""
+    from students.hdrnet import gather_pixels
+    torch.manual_seed(5)
+    m = HDRNet(white_percentile=99.5, output_encoding="srgb_log", **kw)
+    with torch.no_grad():
+        m.to_grid.weight.normal_(std=0.05)
+        x = torch.rand(2, 3, 70, 96) ** 4 * 5
+        out = m(x)
+        rows, cols = torch.randint(0, 70, (2, 64)), torch.randint(0, 96, (2, 64))
+        torch.testing.assert_close(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6, rtol=0)
+    return m, x, out
+
+
 def test_guide_blur_keeps_fine_texture_off_the_intensity_axis():
     with pytest.raises(ValueError, match="guide_blur"):
         HDRNetConfig(input_encoding="log", guide_blur=0.5)
@@ -371,16 +386,8 @@ def test_guide_blur_keeps_fine_texture_off_the_intensity_axis():
         moved_blur = (guide(blurred, base * texture) - guide(blurred, base)).abs().mean() * 20
     assert moved_plain > 0.45  # the pixel guide follows the texture (+-0.5 stop)
     assert moved_blur < 0.01  # the blurred guide does not
-    # The training path (sampled pixels, white level from a quarter of the image) computes what forward does.
-    from students.hdrnet import gather_pixels
-    torch.manual_seed(5)
-    m = HDRNet(guide_blur=0.03, white_percentile=99.5, output_encoding="srgb_log", **kw)
+    m, x, out = assert_points_equal_forward(guide_blur=0.03, **kw)
     with torch.no_grad():
-        m.to_grid.weight.normal_(std=0.05)
-        x = torch.rand(2, 3, 70, 96) ** 4 * 5
-        out = m(x)
-        rows, cols = torch.randint(0, 70, (2, 64)), torch.randint(0, 96, (2, 64))
-        torch.testing.assert_close(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6, rtol=0)
         sharp = HDRNet(white_percentile=99.5, output_encoding="srgb_log", **kw)
         sharp.load_state_dict(m.state_dict())
         assert (sharp(x) - out).abs().max() > 1e-3  # the same weights read another guide
@@ -413,7 +420,7 @@ def test_guide_texture_stops_keeps_edges_and_drops_texture():
 
 def test_guide_bilateral_reads_the_base_layer_texture_off_edges_kept():
     from students.grid import bilateral_base
-    from students.hdrnet import encoded_log_luminance, gather_pixels, luma_guide_input
+    from students.hdrnet import encoded_log_luminance, luma_guide_input
     with pytest.raises(ValueError, match="needs input_encoding"):
         HDRNetConfig(guide_bilateral=0.02)
     with pytest.raises(ValueError, match="set one of them"):
@@ -437,12 +444,4 @@ def test_guide_bilateral_reads_the_base_layer_texture_off_edges_kept():
     want = torch.log2(torch.where(xx < 64, 0.01, 0.16) * (0.2126 + 0.7152 * 0.7 + 0.0722 * 0.4)) + 20
     assert (g - want)[far].abs().max() < 0.05  # texture (+-0.25 stop) off the guide
     assert (g[:, 64] - g[:, 63]).mean() > 3.5  # the 4-stop edge stays (the Gaussian blur keeps < 1 stop)
-    # The training path (sampled pixels, white level from a quarter of the image) computes what forward does.
-    torch.manual_seed(5)
-    m = HDRNet(guide_bilateral=0.03, white_percentile=99.5, output_encoding="srgb_log", **kw)
-    with torch.no_grad():
-        m.to_grid.weight.normal_(std=0.05)
-        x = torch.rand(2, 3, 70, 96) ** 4 * 5
-        out = m(x)
-        rows, cols = torch.randint(0, 70, (2, 64)), torch.randint(0, 96, (2, 64))
-        torch.testing.assert_close(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6, rtol=0)
+    assert_points_equal_forward(guide_bilateral=0.03, **kw)
