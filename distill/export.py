@@ -47,9 +47,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
-from students.grid import N_COEFFS
-from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, fine_detail_sq,
-                             luma_guide_input, with_histograms)
+from students.grid import N_COEFFS, bilateral_blur, bilateral_dims, bilateral_splat
+from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encoded_log_luminance,
+                             fine_detail_sq, luma_guide_input, with_histograms)
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,9 @@ class ExportableStudent(nn.Module):
         super().__init__()
         if not isinstance(model, HDRNet):
             raise TypeError(f"ExportableStudent: model must be an HDRNet, got {type(model).__name__}")
-        if model.cfg.guide_blur or model.cfg.guide_bilateral:
-            name = "guide_blur" if model.cfg.guide_blur else "guide_bilateral"
-            raise ValueError(f"ExportableStudent: a {name} student does not export yet (its guide needs a "
-                             "filter of the whole image; the exported graph has none)")
+        if model.cfg.guide_blur:
+            raise ValueError("ExportableStudent: a guide_blur student does not export yet (its guide needs a "
+                             "Gaussian blur of the whole image; the exported graph has none)")
         m = copy.deepcopy(model).cpu().float().eval()
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth
@@ -138,6 +137,9 @@ class ExportableStudent(nn.Module):
         self.log_max: float = float(LOG_MAX)
         self.output_encoding: str = m.cfg.output_encoding
         self.guide_luma: bool = bool(m.cfg.guide_luma)
+        # guide_bilateral: the guide reads the log luminance's bilateral filter (students.grid.bilateral_base)
+        self.bilateral: float = float(m.cfg.guide_bilateral)
+        self.bilateral_range: float = float(m.cfg.guide_bilateral_stops) / (LOG_MIN + LOG_MAX)
         self.stats_luma: bool = bool(m.cfg.stats_luma)
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
@@ -185,7 +187,10 @@ class ExportableStudent(nn.Module):
 
     def guide(self, xe: torch.Tensor) -> torch.Tensor:
         """students.grid.guide_map: 3x3 colour transform, per-channel piecewise-linear curves, mix, clamp; on
-        hdrnet.luma_guide_input first for a guide_luma student."""
+        HDRNet.guide_source's bilateral base first for a guide_bilateral student, on hdrnet.luma_guide_input
+        for a guide_luma student."""
+        if self.bilateral > 0:
+            xe = self.bilateral_source(xe)
         if self.guide_luma:
             xe = luma_guide_input(xe)
         v = torch.einsum("ij,bjhw->bihw", self.ccm, xe) + self.ccm_bias.view(1, 3, 1, 1)  # [B,3,H,W]
@@ -194,6 +199,16 @@ class ExportableStudent(nn.Module):
             curves = curves + self.slopes[:, k].view(1, 3, 1, 1) * F.relu(v - self.shifts[:, k].view(1, 3, 1, 1))
         g = (curves * self.mix.view(1, 3, 1, 1)).sum(1) + self.mix_bias.view(1, 1, 1)  # [B,H,W]
         return g.clamp(0.0, 1.0)
+
+    def bilateral_source(self, xe: torch.Tensor) -> torch.Tensor:
+        """HDRNet.guide_source for a guide_bilateral student: ``xe`` shifted so that its log luminance is its
+        bilateral base (students.grid.bilateral_base, the slice by 5-D grid_sample as for the coefficients)."""
+        e = encoded_log_luminance(xe)  # [B,H,W]
+        h, w = e.shape[1], e.shape[2]
+        dims = bilateral_dims(h, w, self.bilateral * max(h, w), self.bilateral_range)
+        nd = slice_grid_sample(bilateral_blur(bilateral_splat(e, dims)), e)  # [B,2,H,W]
+        base = nd[:, 0] / nd[:, 1].clamp(min=1e-20)
+        return xe + (base - e).unsqueeze(1)
 
     def apply(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """students.grid.apply_coeffs: per-pixel 3x4 affine transform, ``[B,12,H,W]`` x ``[B,3,H,W]``, then
@@ -258,6 +273,10 @@ def export_onnx(model: HDRNet, path: str | os.PathLike, metadata: dict[str, Any]
 
     if opset < 20:
         raise ValueError(f"export_onnx: opset must be >= 20 (5-D GridSample), got {opset}")
+    if model.cfg.guide_bilateral:
+        raise ValueError("export_onnx: a guide_bilateral student exports to TorchScript only for now "
+                         "(format=torchscript): its bilateral grid's size follows the image's, which this ONNX "
+                         "export would freeze at the example's size")
     net = ExportableStudent(model)
     low = net.lowres
     h, w = example_size or (low + 37, low + 77)

@@ -15,6 +15,7 @@ Conventions (shared with the fused inference path in students/fused.py, which mu
 from __future__ import annotations
 
 import math
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,7 @@ def guide_map(
     return g.clamp(0.0, 1.0)
 
 
-def _axis(coord: torch.Tensor, size: int):
+def _axis(coord: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Clamped cell-centred coordinate -> (lower index, upper index, fraction)."""
     c = coord.clamp(0, size - 1)
     i0 = c.detach().floor().clamp(max=size - 1)
@@ -165,41 +166,47 @@ def lowres_copy(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def _blur_matrix(n: int, sigma: float, dtype, device) -> torch.Tensor:
-    """``[n, n]`` matrix of a Gaussian blur along an axis of ``n`` cells, zero outside (a banded matmul is far
-    faster on the CPU than conv3d for these small grids)."""
-    t = torch.arange(n, dtype=dtype, device=device)
+def _blur_matrix(n: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """``[n, n]`` matrix (dtype and device of ``like``) of a Gaussian blur along an axis of ``n`` cells, zero
+    outside (a banded matmul is far faster on the CPU than conv3d for these small grids)."""
+    t = torch.arange(n, dtype=like.dtype, device=like.device)
     k = torch.exp(-0.5 * ((t.view(-1, 1) - t.view(1, -1)) / sigma) ** 2)
-    return k / torch.exp(-0.5 * (torch.arange(-n, n + 1, dtype=dtype, device=device) / sigma) ** 2).sum()
+    return k / torch.exp(-0.5 * (torch.arange(-n, n + 1, dtype=like.dtype, device=like.device) / sigma) ** 2).sum()
 
 
-def bilateral_dims(h: int, w: int, sigma_px: float, sigma_range: float, cells_per_sigma: float = 1.0) -> tuple[int, int, int]:
+def bilateral_dims(h: int, w: int, sigma_px: float, sigma_range: float,
+                   cells_per_sigma: float = 1.0) -> Tuple[int, int, int]:
     """``(D, Gh, Gw)`` of ``bilateral_base``'s grid for an ``h x w`` image: cells of ``1 / cells_per_sigma``
-    sigma in range (values in [0, 1]) and in space (about ``cells_per_sigma * max(h, w) / sigma_px`` a side)."""
+    sigma in range (values in [0, 1]) and in space (about ``cells_per_sigma * max(h, w) / sigma_px`` a side).
+    Halves round up (``floor(x + 0.5)``, the same in Python and TorchScript)."""
     c = cells_per_sigma
-    return max(1, math.ceil(c / sigma_range)), max(1, round(h * c / sigma_px)), max(1, round(w * c / sigma_px))
+    gh = int(math.floor(h * c / sigma_px + 0.5))
+    gw = int(math.floor(w * c / sigma_px + 0.5))
+    return max(1, int(math.ceil(c / sigma_range))), max(1, gh), max(1, gw)
 
 
-def _bilateral_coords(e: torch.Tensor, dims: tuple[int, int, int]):
+def _bilateral_coords(e: torch.Tensor, dims: Tuple[int, int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
     d, gh, gw = dims
-    h, w = e.shape[-2:]
+    h, w = e.shape[-2], e.shape[-1]
     xs = ((torch.arange(w, dtype=e.dtype, device=e.device) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
     ys = ((torch.arange(h, dtype=e.dtype, device=e.device) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
     return xs, ys
 
 
-def bilateral_splat(e: torch.Tensor, dims: tuple[int, int, int]) -> torch.Tensor:
+def bilateral_splat(e: torch.Tensor, dims: Tuple[int, int, int]) -> torch.Tensor:
     """``(e, 1)`` of ``e [B,H,W]`` splatted trilinearly into a ``[B,2,D,Gh,Gw]`` grid at ``(x, y, e)``: the exact
     transpose of ``slice_grid``'s trilinear read (same cell-centred coordinates, same border clamp)."""
     d, gh, gw = dims
-    b, h, w = e.shape
+    b, h, w = e.shape[0], e.shape[1], e.shape[2]
     xs, ys = _bilateral_coords(e, dims)
-    axes = [_axis(e * d - 0.5, d), _axis(ys, gh), _axis(xs, gw)]
+    corners: List[List[Tuple[torch.Tensor, torch.Tensor]]] = []
+    for i0, i1, f in (_axis(e * d - 0.5, d), _axis(ys, gh), _axis(xs, gw)):  # z, y, x: (index, weight) x 2
+        corners.append([(i0, 1 - f), (i1, f)])
     vals = torch.stack([e, torch.ones_like(e)], -1).reshape(b, h * w, 2)
     acc = torch.zeros(b, d * gh * gw, 2, dtype=e.dtype, device=e.device)
-    for iz, wz in ((axes[0][0], 1 - axes[0][2]), (axes[0][1], axes[0][2])):
-        for iy, wy in ((axes[1][0], 1 - axes[1][2]), (axes[1][1], axes[1][2])):
-            for ix, wx in ((axes[2][0], 1 - axes[2][2]), (axes[2][1], axes[2][2])):
+    for iz, wz in corners[0]:
+        for iy, wy in corners[1]:
+            for ix, wx in corners[2]:
                 idx = ((iz * gh + iy) * gw + ix).expand(b, h, w).reshape(b, h * w, 1).expand(b, h * w, 2)
                 acc.scatter_add_(1, idx, vals * (wz * wy * wx).expand(b, h, w).reshape(b, h * w, 1))
     return acc.view(b, d, gh, gw, 2).permute(0, 4, 1, 2, 3).contiguous()
@@ -211,11 +218,10 @@ def bilateral_blur(grid: torch.Tensor, cells_per_sigma: float = 1.0) -> torch.Te
     1/6 cell^2 each) the spreads come to about one sigma."""
     c = cells_per_sigma
     s = math.sqrt(max(c * c - 1.0 / 3.0, 0.25))
-    _, _, d, gh, gw = grid.shape
-    dt, dev = grid.dtype, grid.device
-    g = grid @ _blur_matrix(gw, s, dt, dev)
-    g = (g.transpose(-1, -2) @ _blur_matrix(gh, s, dt, dev)).transpose(-1, -2)
-    g = (g.permute(0, 1, 3, 4, 2) @ _blur_matrix(d, s, dt, dev)).permute(0, 1, 4, 2, 3)
+    d, gh, gw = grid.shape[2], grid.shape[3], grid.shape[4]
+    g = grid @ _blur_matrix(gw, s, grid)
+    g = (g.transpose(-1, -2) @ _blur_matrix(gh, s, grid)).transpose(-1, -2)
+    g = (g.permute(0, 1, 3, 4, 2) @ _blur_matrix(d, s, grid)).permute(0, 1, 4, 2, 3)
     return g.contiguous()
 
 

@@ -139,11 +139,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def encoded_log_luminance(xe: torch.Tensor) -> torch.Tensor:
-    """Log-encoded ``[B,3,H,W]`` -> ``[B,H,W]``, the encoded log luminance ``luma_guide_input`` gives the guide."""
-    lin = torch.exp2(xe * (LOG_MIN + LOG_MAX) - LOG_MIN)
-    lum = LUMA[0] * lin[:, 0] + LUMA[1] * lin[:, 1] + LUMA[2] * lin[:, 2]
-    return (torch.log2(lum) + LOG_MIN) / (LOG_MIN + LOG_MAX)
+def encoded_log_luminance(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
+                          w: Tuple[float, float, float] = LUMA) -> torch.Tensor:
+    """Log-encoded ``[B,3,H,W]`` -> ``[B,H,W]``, the encoded log luminance ``luma_guide_input`` gives the guide
+    (constants as default arguments, so that the exported student can script it)."""
+    lin = torch.exp2(xe * (lo + hi) - lo)
+    lum = w[0] * lin[:, 0] + w[1] * lin[:, 1] + w[2] * lin[:, 2]
+    return (torch.log2(lum) + lo) / (lo + hi)
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
