@@ -8,6 +8,8 @@ output, in one multithreaded C++ kernel (students/csrc/, built by ``python -m st
 
     image --area downsample (C++)--> low-res [256,256,3] --network (torch, channels_last)--> grid
     image, grid --fused guide + slice + apply (C++, OpenMP over rows)--> output
+    (guide_bilateral students: image --splat (C++)--> small grid --blur (torch)--> base grid, which the
+    fused pass slices per pixel for the guide)
 
 It follows students/grid.py's conventions exactly (cell-centred coordinates, border clamp, guide
 formula, row-major 3x4 coefficients) and agrees with HDRNet.forward to ~1e-6. Images are float32

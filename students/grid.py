@@ -11,6 +11,8 @@ Conventions (shared with the fused inference path in students/fused.py, which mu
 * Interpolation is trilinear in (gx, gy, gz).
 * The guide is ``clamp(sum_c mix_c * curve_c((ccm @ rgb + ccm_bias)_c) + mix_bias, 0, 1)`` where each
   ``curve_c(v) = sum_k slope_ck * relu(v - shift_ck)`` is piecewise linear with K knots.
+* ``bilateral_base`` (splat, blur, slice) is the same grid used as a fast bilateral filter: a
+  ``guide_bilateral`` student's guide reads the log luminance's base layer through it.
 """
 from __future__ import annotations
 
