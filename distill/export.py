@@ -120,6 +120,8 @@ class ExportableStudent(nn.Module):
         if model.cfg.guide_blur:
             raise ValueError("ExportableStudent: a guide_blur student does not export yet (its guide needs a "
                              "Gaussian blur of the whole image; the exported graph has none)")
+        if model.cfg.white_base_percentile is not None:
+            raise ValueError("ExportableStudent: a white_base_percentile student does not export yet")
         m = copy.deepcopy(model).cpu().float().eval()
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth

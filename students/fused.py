@@ -384,6 +384,8 @@ class FastStudent:
         reason = "use_fused=False" if not use_fused else None
         if reason is None and self.cfg.guide_blur:
             reason = "no fused kernel for a guide_blur student yet"
+        if reason is None and self.cfg.white_base_percentile is not None:
+            reason = "no fused path for a white_base_percentile student yet"
         if reason is None:
             try:
                 self.engine = engine()

@@ -66,6 +66,11 @@ class HDRNetConfig:
     # intensity axis as with guide_blur, and an edge still splits its two sides. 0: off.
     guide_bilateral: float = 0.0
     guide_bilateral_stops: float = 1.33
+    # > 0 (with guide_bilateral and srgb_log, in place of white_percentile): the exposure rule of Durand &
+    # Dorsey's robust teacher, computed: the output radiance is divided so that pixels whose base layer sits at
+    # this percentile of the base (the teacher's range_percentiles[1]) come out at their own detail, i.e. a
+    # detail-free pixel there is display white (``base_white_offset``). null: off. Torch path only for now.
+    white_base_percentile: float | None = None
 
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
@@ -91,6 +96,12 @@ class HDRNetConfig:
                              f"guide_bilateral_stops > 0, got {self.guide_bilateral} and {self.guide_bilateral_stops}")
         if self.guide_bilateral and self.guide_blur:
             raise ValueError("guide_bilateral and guide_blur are two guides; set one of them")
+        if self.white_base_percentile is not None:
+            if not 0.0 < self.white_base_percentile <= 100.0:
+                raise ValueError(f"white_base_percentile must be in (0, 100] or null, got {self.white_base_percentile}")
+            if not self.guide_bilateral or self.output_encoding != "srgb_log" or self.white_percentile is not None:
+                raise ValueError("white_base_percentile needs guide_bilateral > 0 and output_encoding 'srgb_log', "
+                                 "and replaces white_percentile (set that to null)")
         for name in ("guide_luma", "stats_luma", "guide_texture_stops", "guide_bilateral"):
             if getattr(self, name) and self.input_encoding != "log":
                 raise ValueError(f"{name} needs input_encoding 'log' (it decodes the log window)")
@@ -407,9 +418,41 @@ class HDRNet(nn.Module):
         luma = output_luma(self.apply_and_decode(slice_points(grid, guide, rows, cols, h, w), xp))  # [B,2]
         return (luma[:, 0] + frac * (luma[:, 1] - luma[:, 0])).clamp(min=WHITE_FLOOR)
 
+    def base_white_offset(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+        """``white_base_percentile``'s exposure, ``[B]`` in log2 units: on every other row and column of ``xe``
+        (as ``white``), the mean over the pixels whose base is nearest the base's percentile ``hi`` (0.5 % of
+        them, 8 to 256: few enough to sit on both sides of a high percentile) of the student's output log2
+        luminance minus the pixel's own detail (log luminance minus base). The teacher maps ``hi`` to white
+        and keeps detail, so this is 0 for a student that exposes as the teacher does."""
+        xs = xe[..., ::2, ::2]
+        gs = self.guide_source(xs)
+        b, _, h, w = xs.shape
+        with torch.no_grad():  # which pixels: a function of the input only
+            e, base = encoded_log_luminance(xs).flatten(1), encoded_log_luminance(gs).flatten(1)  # [B,N]
+            hi = percentile(base, self.cfg.white_base_percentile)
+            k = min(max(8, base.shape[1] // 200), 256, base.shape[1])
+            idx = torch.topk(-(base - hi[:, None]).abs(), k, dim=1).indices  # [B,K]
+        rows, cols = idx // w, idx % w
+        y = apply_coeffs(slice_points(grid, self.guide_points(gs, rows, cols), rows, cols, h, w),
+                         gather_pixels(xs, rows, cols))  # [B,3,K], log-encoded radiance
+        lin = torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN)
+        lum = LUMA[0] * lin[:, 0] + LUMA[1] * lin[:, 1] + LUMA[2] * lin[:, 2]
+        detail = (torch.gather(e, 1, idx) - torch.gather(base, 1, idx)) * (LOG_MIN + LOG_MAX)
+        return (torch.log2(lum.clamp(min=2.0 ** -LOG_MIN)) - detail).mean(1)
+
+    def expose(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+        """With ``white_base_percentile``: the grid with ``base_white_offset`` taken off every cell's three
+        biases (the output is log radiance, so that divides the radiance); the grid as is otherwise."""
+        if self.cfg.white_base_percentile is None:
+            return grid
+        c = self.base_white_offset(grid, xe) / (LOG_MIN + LOG_MAX)  # [B], encoded units
+        bias = torch.zeros(1, N_COEFFS, 1, 1, 1, dtype=grid.dtype, device=grid.device)
+        bias[:, 3::4] = 1.0
+        return grid - bias * c.view(-1, 1, 1, 1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xe = encode_input(x, self.cfg.input_encoding)
-        grid = self.coefficients(self.lowres_input(xe))
+        grid = self.expose(self.coefficients(self.lowres_input(xe)), xe)
         out = self.render(grid, xe)
         if self.cfg.white_percentile:
             out = normalise_white(out, self.white(grid, xe))
@@ -422,7 +465,7 @@ class HDRNet(nn.Module):
         put its compute into more crops instead of more pixels of the same crop.
         """
         xe = encode_input(x, self.cfg.input_encoding)
-        grid = self.coefficients(self.lowres_input(xe))
+        grid = self.expose(self.coefficients(self.lowres_input(xe)), xe)
         b, _, h, w = x.shape
         xp = gather_pixels(xe, rows, cols)  # [B,3,N]
         guide = self.guide_points(self.guide_source(xe), rows, cols)  # [B,N]

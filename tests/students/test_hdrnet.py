@@ -445,3 +445,44 @@ def test_guide_bilateral_reads_the_base_layer_texture_off_edges_kept():
     assert (g - want)[far].abs().max() < 0.05  # texture (+-0.25 stop) off the guide
     assert (g[:, 64] - g[:, 63]).mean() > 3.5  # the 4-stop edge stays (the Gaussian blur keeps < 1 stop)
     assert_points_equal_forward(guide_bilateral=0.03, **kw)
+
+
+def test_white_base_percentile_exposes_as_the_teacher_and_is_exposure_invariant():
+    with pytest.raises(ValueError, match="white_base_percentile needs"):
+        HDRNetConfig(input_encoding="log", output_encoding="srgb_log", white_base_percentile=99.0)
+    kw = dict(width=4, lowres=64, grid_size=8, input_encoding="log", guide_luma=True, guide_bilateral=0.05,
+              output_encoding="srgb_log", white_base_percentile=99.0)
+    torch.manual_seed(2)
+    x = (torch.rand(1, 3, 80, 96) ** 3 * 0.05 + 0.001) * torch.linspace(1, 40, 96).view(1, 1, 1, 96)
+    x = x / x.max() * 0.2  # peak-normalised HDR radiance, with room for two stops more inside the log window
+    x = x[:, :1].expand(1, 3, 80, 96).contiguous()  # grey: a channel is the luminance
+    m = HDRNet(**kw)
+    with torch.no_grad():
+        xe = encode_input(x, "log")
+        grid = m.coefficients(m.lowres_input(xe))  # untrained: the identity, output radiance = input radiance
+        c = m.base_white_offset(grid, xe)
+        from students.hdrnet import encoded_log_luminance, percentile
+        base = encoded_log_luminance(m.guide_source(xe[..., ::2, ::2])).flatten(1)
+        hi = percentile(base, 99.0)
+    # Identity student: log2 output - detail = the base, so the offset is the base's 99th percentile (log2).
+    assert abs(float(c) - float(hi * 20 - 20)) < 0.05
+    with torch.no_grad():
+        y1, y2 = m(x), m(x * 4.0)  # two stops brighter: the same picture
+    assert (y1 - y2).abs().max() < 0.01  # not exact: the base grid's intensity cells do not move with the image
+    # The identity student's output radiance is x / 2^(20 hi - 20): below white exactly where the pixel's log
+    # luminance is below the base's percentile hi, clipped at white above it (0.1 stop margin).
+    e = encoded_log_luminance(xe)[0] * 20
+    lum = y1[0, 0]
+    assert bool((lum[e < hi * 20 - 0.1] < 0.999).all()) and bool((lum[e > hi * 20 + 0.1] > 0.999).all())
+    # The training path (sampled pixels) computes what forward does, and trains.
+    from students.hdrnet import gather_pixels
+    with torch.no_grad():
+        m.to_grid.weight.normal_(std=0.05)
+        out = m(x)
+        rows, cols = torch.randint(0, 80, (1, 64)), torch.randint(0, 96, (1, 64))
+        torch.testing.assert_close(m.forward_points(x, rows, cols), gather_pixels(out, rows, cols), atol=1e-6, rtol=0)
+    m.forward_points(x, rows, cols).sum().backward()
+    assert m.to_grid.bias.grad.abs().sum() > 0
+    from students import fused  # torch path only, for now
+    with pytest.warns(RuntimeWarning, match="white_base_percentile"):
+        assert fused.FastStudent(m).engine == "torch-fallback"
