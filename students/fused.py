@@ -42,11 +42,11 @@ import numpy as np
 import torch
 
 from students.grid import bilateral_blur, bilateral_dims
-from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
+from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input, percentile
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
-ABI_VERSION = 7
+ABI_VERSION = 8
 
 # Pixel format codes of the C ABI (students/csrc/fused.cpp).
 _HWC_CODES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
@@ -81,6 +81,9 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.hd_slice_apply.restype = c_int
     lib.hd_bilateral_splat.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
     lib.hd_bilateral_splat.restype = c_int
+    lib.hd_bilateral_base_map.argtypes = [c_void_p, c_int, c_int, c_int, c_void_p, c_int, c_int, c_int, c_void_p,
+                                          c_void_p, c_int]
+    lib.hd_bilateral_base_map.restype = c_int
     lib.hd_downsample.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
     lib.hd_downsample.restype = c_int
     lib.hd_detail.argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_int]
@@ -307,6 +310,24 @@ def bilateral_base_grid(image, sigma: float, sigma_stops: float, layout: str = "
         return bilateral_blur(torch.from_numpy(splat)[None])[0].numpy()
 
 
+def bilateral_base_map(image, base_grid: np.ndarray, layout: str = "hwc",
+                       threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel's base (the blurred ``base_grid`` read at the pixel, as the fused slice reads it for the
+    guide) and encoded log luminance, float32 ``[H,W]`` each."""
+    lib = load_library()
+    fmt, h, w = _image_format(image, layout)
+    image = _contiguous(image)
+    g = _as_numpy_f32(base_grid, "base_grid")
+    if g.ndim != 4 or g.shape[0] != 2:
+        raise ValueError(f"base_grid: expected [2,D,Gh,Gw], got {g.shape}")
+    base, lum = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+    rc = lib.hd_bilateral_base_map(_ptr(image), fmt, h, w, g.ctypes.data, *g.shape[1:], base.ctypes.data,
+                                   lum.ctypes.data, threads or 0)
+    if rc != 0:
+        raise RuntimeError(f"bilateral_base_map: {_ERRORS.get(rc, rc)} (image {tuple(image.shape)})")
+    return base, lum
+
+
 def area_downsample(image, size: int, layout: str = "hwc", encoding: str = "none", out: np.ndarray | None = None,
                     threads: int | None = None) -> np.ndarray:
     """Area-averaged ``size x size`` copy, float32 HWC ``[size,size,3]`` (channels-last for the network).
@@ -384,8 +405,6 @@ class FastStudent:
         reason = "use_fused=False" if not use_fused else None
         if reason is None and self.cfg.guide_blur:
             reason = "no fused kernel for a guide_blur student yet"
-        if reason is None and self.cfg.white_base_percentile is not None:
-            reason = "no fused path for a white_base_percentile student yet"
         if reason is None:
             try:
                 self.engine = engine()
@@ -429,12 +448,7 @@ class FastStudent:
     def white(self, image, layout: str, grid: np.ndarray) -> float:
         """``HDRNet.white``: the white level, from the fused output on every other row and column of the
         image (as a float image of its own: the level is taken before any clamp or rounding)."""
-        if layout == "hwc":
-            sub = quarter_hwc(image)
-            if image.dtype in _INT_MAX:  # to float and scaled in one pass
-                sub = np.multiply(sub, np.float32(1.0 / _INT_MAX[image.dtype]), dtype=np.float32)
-        else:
-            sub = image[:, ::2, ::2].contiguous()
+        sub = self._quarter_float(image, layout)
         y = fused_slice_apply(sub, grid, self.guide, layout=layout, encoding=self.slice_encoding,
                               threads=self.threads, out_encoding=self.cfg.output_encoding,
                               base_grid=self.base_grid(sub, layout))
@@ -450,8 +464,43 @@ class FastStudent:
         return bilateral_base_grid(image, self.cfg.guide_bilateral, self.cfg.guide_bilateral_stops, layout,
                                    self.threads)
 
+    def _quarter_float(self, image, layout: str):
+        """Every other row and column of the image, as a float image of its own (``HDRNet.white``'s ``xs``)."""
+        if layout == "hwc":
+            sub = quarter_hwc(image)
+            if image.dtype in _INT_MAX:  # to float and scaled in one pass
+                sub = np.multiply(sub, np.float32(1.0 / _INT_MAX[image.dtype]), dtype=np.float32)
+            return sub
+        return image[:, ::2, ::2].contiguous()
+
+    def exposed(self, image, layout: str, grid: np.ndarray) -> np.ndarray:
+        """``HDRNet.expose`` for a ``white_base_percentile`` student: the base and log luminance of the quarter
+        image from the C++ passes, the percentile and nearest pixels in numpy, the student's output at those
+        few pixels in torch; the offset taken off the grid's biases. The grid as is for other students."""
+        if self.cfg.white_base_percentile is None:
+            return grid
+        sub = self._quarter_float(image, layout)
+        sub_layout = layout
+        base, lum = bilateral_base_map(sub, self.base_grid(sub, sub_layout), sub_layout, self.threads)
+        b, e = torch.from_numpy(base.reshape(1, -1)), torch.from_numpy(lum.reshape(1, -1))
+        hi = percentile(b, self.cfg.white_base_percentile)
+        h, w = base.shape
+        k = min(max(8, b.shape[1] // 200), 256, b.shape[1])
+        idx = torch.topk(-(b - hi[:, None]).abs(), k, dim=1).indices  # [1,K]
+        rows, cols = idx // w, idx % w
+        sub_t = torch.from_numpy(np.ascontiguousarray(sub)) if isinstance(sub, np.ndarray) else sub
+        pix = sub_t[rows[0], cols[0]].T if layout == "hwc" else sub_t[:, rows[0], cols[0]]  # [3,K]
+        with torch.inference_mode():
+            xp = encode_input(pix.float()[None], self.cfg.input_encoding)  # [1,3,K]
+            gsrc = xp + (torch.gather(b, 1, idx) - torch.gather(e, 1, idx)).unsqueeze(1)
+            c = self.model.white_offset_at(torch.from_numpy(grid)[None], xp, gsrc, torch.gather(e, 1, idx),
+                                           torch.gather(b, 1, idx), rows, cols, h, w)
+        out = grid.copy()
+        out[3::4] -= np.float32(float(c[0]) / (LOG_MIN + LOG_MAX))
+        return out
+
     def _one(self, image, layout: str, out):
-        grid = self.coefficients(self.lowres(image, layout))
+        grid = self.exposed(image, layout, self.coefficients(self.lowres(image, layout)))
         scale, fold = 1.0, False
         if self.cfg.white_percentile:
             white = self.white(image, layout, grid)

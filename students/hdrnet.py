@@ -433,12 +433,17 @@ class HDRNet(nn.Module):
             k = min(max(8, base.shape[1] // 200), 256, base.shape[1])
             idx = torch.topk(-(base - hi[:, None]).abs(), k, dim=1).indices  # [B,K]
         rows, cols = idx // w, idx % w
-        y = apply_coeffs(slice_points(grid, self.guide_points(gs, rows, cols), rows, cols, h, w),
-                         gather_pixels(xs, rows, cols))  # [B,3,K], log-encoded radiance
-        lin = torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN)
+        return self.white_offset_at(grid, gather_pixels(xs, rows, cols), gather_pixels(gs, rows, cols),
+                                    torch.gather(e, 1, idx), torch.gather(base, 1, idx), rows, cols, h, w)
+
+    def white_offset_at(self, grid: torch.Tensor, xp: torch.Tensor, gp: torch.Tensor, e: torch.Tensor,
+                        base: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """``base_white_offset`` from its chosen pixels: encoded pixels ``xp`` and guide sources ``gp`` ``[B,3,K]``,
+        their log luminance ``e`` and base ``[B,K]`` at ``(rows, cols)`` of an ``h x w`` image. ``[B]``, log2."""
+        y = apply_coeffs(slice_points(grid, self.guide(gp.unsqueeze(2)).squeeze(1), rows, cols, h, w), xp)
+        lin = torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN)  # [B,3,K] radiance
         lum = LUMA[0] * lin[:, 0] + LUMA[1] * lin[:, 1] + LUMA[2] * lin[:, 2]
-        detail = (torch.gather(e, 1, idx) - torch.gather(base, 1, idx)) * (LOG_MIN + LOG_MAX)
-        return (torch.log2(lum.clamp(min=2.0 ** -LOG_MIN)) - detail).mean(1)
+        return (torch.log2(lum.clamp(min=2.0 ** -LOG_MIN)) - (e - base) * (LOG_MIN + LOG_MAX)).mean(1)
 
     def expose(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """With ``white_base_percentile``: the grid with ``base_white_offset`` taken off every cell's three

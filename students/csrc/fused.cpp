@@ -12,6 +12,8 @@
     extern "C" int hd_slice_apply_##isa(const void*, void*, int, int, int, const float*, int, int, int,   \
                                         const float*, int, int, int, float, const float*, int, int, int, int); \
     extern "C" int hd_bilateral_splat_##isa(const void*, int, int, int, int, int, int, float*, int);       \
+    extern "C" int hd_bilateral_base_map_##isa(const void*, int, int, int, const float*, int, int, int,    \
+                                               float*, float*, int);                                       \
     extern "C" int hd_downsample_##isa(const void*, int, int, int, int, int, float*, int);                 \
     extern "C" int hd_detail_##isa(const void*, int, int, int, int, int, float*, int);                     \
     extern "C" int hd_lanes_##isa();
@@ -29,6 +31,7 @@ namespace {
 typedef int (*slice_fn)(const void*, void*, int, int, int, const float*, int, int, int, const float*, int, int, int,
                         float, const float*, int, int, int, int);
 typedef int (*splat_fn)(const void*, int, int, int, int, int, int, float*, int);
+typedef int (*base_map_fn)(const void*, int, int, int, const float*, int, int, int, float*, float*, int);
 typedef int (*down_fn)(const void*, int, int, int, int, int, float*, int);
 typedef int (*lanes_fn)();
 
@@ -39,17 +42,18 @@ struct Variant {
     down_fn detail;
     lanes_fn lanes;
     splat_fn splat;
+    base_map_fn base_map;
 };
 
 // Best first.
 const Variant VARIANTS[] = {
 #ifdef HD_HAVE_AVX512
-    {"avx512", hd_slice_apply_avx512, hd_downsample_avx512, hd_detail_avx512, hd_lanes_avx512, hd_bilateral_splat_avx512},
+    {"avx512", hd_slice_apply_avx512, hd_downsample_avx512, hd_detail_avx512, hd_lanes_avx512, hd_bilateral_splat_avx512, hd_bilateral_base_map_avx512},
 #endif
 #ifdef HD_HAVE_AVX2
-    {"avx2", hd_slice_apply_avx2, hd_downsample_avx2, hd_detail_avx2, hd_lanes_avx2, hd_bilateral_splat_avx2},
+    {"avx2", hd_slice_apply_avx2, hd_downsample_avx2, hd_detail_avx2, hd_lanes_avx2, hd_bilateral_splat_avx2, hd_bilateral_base_map_avx2},
 #endif
-    {"scalar", hd_slice_apply_scalar, hd_downsample_scalar, hd_detail_scalar, hd_lanes_scalar, hd_bilateral_splat_scalar},
+    {"scalar", hd_slice_apply_scalar, hd_downsample_scalar, hd_detail_scalar, hd_lanes_scalar, hd_bilateral_splat_scalar, hd_bilateral_base_map_scalar},
 };
 const int N_VARIANTS = sizeof(VARIANTS) / sizeof(VARIANTS[0]);
 
@@ -81,7 +85,7 @@ int n_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(
 extern "C" {
 
 // ABI version: students/fused.py refuses a library whose version differs.
-int hd_abi_version() { return 7; }
+int hd_abi_version() { return 8; }
 
 // Name of the kernel variant in use: "avx512", "avx2" or "scalar".
 const char* hd_isa() { return best()->name; }
@@ -153,6 +157,17 @@ int hd_detail(const void* in, int fmt, int H, int W, int enc, int S, float* out,
     int t = n_threads(threads);
     if (t > S) t = S;
     return best()->detail(in, fmt, H, W, enc, S, out, t);
+}
+
+// Every pixel's base and encoded log luminance (the slice kernel's, for the guide) from the blurred bilateral
+// grid float32 [2, D, Gh, Gw]: base, lum float32 [H, W].
+int hd_bilateral_base_map(const void* in, int fmt, int H, int W, const float* bgrid, int D, int Gh, int Gw,
+                          float* base, float* lum, int threads) {
+    if (!in || !bgrid || !base || !lum || fmt < 0 || fmt > 3 || H < 1 || W < 1 || D < 1 || Gh < 1 || Gw < 1)
+        return -1;
+    int t = n_threads(threads);
+    if (t > H) t = H;
+    return best()->base_map(in, fmt, H, W, bgrid, D, Gh, Gw, base, lum, t);
 }
 
 int hd_lanes() { return best()->lanes(); }

@@ -1045,6 +1045,78 @@ static int splat(const void* in_, int H, int W, int D, int Gh, int Gw, float* ou
 }
 
 // Dims of a grid of C channels for an H x W image (see hd_slice_apply for the table stride TL).
+static Dims make_dims(int H, int W, int D, int Gh, int Gw, int C);
+
+// Tables and columns of a base grid [2, D, Gh, Gw] for an H x W image; 0, or -3 out of memory.
+static int bilateral_setup(Bilateral& B, int H, int W, const float* bgrid, int D, int Gh, int Gw) {
+    memset(&B, 0, sizeof(B));
+    B.d = make_dims(H, W, D, Gh, Gw, 2);
+    B.gather = B.d.nint > L;
+    B.T_all = (float*)alloc64(sizeof(float) * Gh * B.d.per_row);
+    B.cols.span = (int*)alloc64(sizeof(int) * (W + L));
+    B.cols.wx = (float*)alloc64(sizeof(float) * (W + L));
+    B.cols.span_start = (int*)alloc64(sizeof(int) * (B.d.nspan + 2));
+    if (!B.T_all || !B.cols.span || !B.cols.wx || !B.cols.span_start) {
+        free(B.T_all); free(B.cols.span); free(B.cols.wx); free(B.cols.span_start);
+        return -3;
+    }
+    build_tables(bgrid, B.d, B.T_all);
+    fill_columns(B.cols, W, Gw, B.d.nspan);
+    return 0;
+}
+
+static void bilateral_free(Bilateral& B) { free(B.T_all); free(B.cols.span); free(B.cols.wx); free(B.cols.span_start); }
+
+// Every pixel's base (grid.bilateral_slice of the blurred grid) and encoded log luminance, as the slice kernel
+// computes them for the guide: float32 [H, W] each (white_base_percentile picks its pixels from them).
+template <int F>
+static int base_map(const void* in_, const Bilateral& B, float* base, float* lum, int threads) {
+    typedef typename Pix<F>::T T;
+    const T* in = (const T*)in_;
+    const int H = B.d.H, W = B.d.W;
+    const int ci = Pix<F>::chans_inline;
+    const long plane = (F == CHW_F32) ? (long)H * W : 0;
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        float* rowT = (float*)alloc64(sizeof(float) * (B.d.per_row + L));
+        if (rowT) memset(rowT, 0, sizeof(float) * (B.d.per_row + L));
+        else failed = 1;
+        int have_y0 = -1;
+        float have_wy = -1.0f;
+        T ibuf[3 * L];
+        float bbuf[L], ebuf[L];
+#pragma omp for schedule(static)
+        for (int i = 0; i < H; i++) {
+            if (!rowT) continue;
+            row_tables(B.d, B.T_all, i, rowT, have_y0, have_wy);
+            const T* irow = in + (long)i * W * ci;
+            for (int j0 = 0; j0 < W; j0 += L) {
+                int m = imin_(L, W - j0);
+                vf r, g, b;
+                if (m == L) {
+                    Pix<F>::load(irow + (long)j0 * ci, plane, r, g, b);
+                } else {
+                    memset(ibuf, 0, sizeof(ibuf));
+                    if (F == CHW_F32) {
+                        for (int c = 0; c < 3; c++) memcpy(ibuf + c * L, irow + c * plane + j0, m * sizeof(T));
+                    } else {
+                        memcpy(ibuf, irow + (long)j0 * 3, 3 * m * sizeof(T));
+                    }
+                    Pix<F>::load(ibuf, L, r, g, b);
+                }
+                vf le = log_lum_enc(r, g, b);
+                st(ebuf, le);
+                st(bbuf, bilateral_at(B, rowT, j0, le));
+                memcpy(base + (long)i * W + j0, bbuf, m * sizeof(float));
+                memcpy(lum + (long)i * W + j0, ebuf, m * sizeof(float));
+            }
+        }
+        free(rowT);
+    }
+    return failed ? -3 : 0;
+}
+
 static Dims make_dims(int H, int W, int D, int Gh, int Gw, int C) {
     Dims d;
     memset(&d, 0, sizeof(d));
@@ -1102,20 +1174,8 @@ extern "C" int HD_CAT(hd_slice_apply, HD_ISA)(const void* in, void* out, int fmt
     d.guide_luma = enc == 2;
     Bilateral B, *bl = nullptr;
     if (bgrid) {  // guide_bilateral: tables and columns of the base grid [2, bD, bGh, bGw]
-        memset(&B, 0, sizeof(B));
-        B.d = make_dims(H, W, bD, bGh, bGw, 2);
-        B.gather = B.d.nint > L;
-        B.T_all = (float*)alloc64(sizeof(float) * bGh * B.d.per_row);
-        B.cols.span = (int*)alloc64(sizeof(int) * (W + L));
-        B.cols.wx = (float*)alloc64(sizeof(float) * (W + L));
-        B.cols.span_start = (int*)alloc64(sizeof(int) * (B.d.nspan + 2));
+        if (bilateral_setup(B, H, W, bgrid, bD, bGh, bGw)) return -3;
         bl = &B;
-        if (!B.T_all || !B.cols.span || !B.cols.wx || !B.cols.span_start) {
-            free(B.T_all); free(B.cols.span); free(B.cols.wx); free(B.cols.span_start);
-            return -3;
-        }
-        build_tables(bgrid, B.d, B.T_all);
-        fill_columns(B.cols, W, bGw, B.d.nspan);
     }
     Guide* G = (Guide*)malloc(sizeof(Guide));
     int rc = -3;
@@ -1130,7 +1190,23 @@ extern "C" int HD_CAT(hd_slice_apply, HD_ISA)(const void* in, void* out, int fmt
         }
     }
     free(G);
-    if (bl) { free(B.T_all); free(B.cols.span); free(B.cols.wx); free(B.cols.span_start); }
+    if (bl) bilateral_free(B);
+    return rc;
+}
+
+extern "C" int HD_CAT(hd_bilateral_base_map, HD_ISA)(const void* in, int fmt, int H, int W, const float* bgrid,
+                                                     int bD, int bGh, int bGw, float* base, float* lum,
+                                                     int threads) {
+    Bilateral B;
+    if (bilateral_setup(B, H, W, bgrid, bD, bGh, bGw)) return -3;
+    int rc = -1;
+    switch (fmt) {
+        case HWC_F32: rc = base_map<HWC_F32>(in, B, base, lum, threads); break;
+        case HWC_U8: rc = base_map<HWC_U8>(in, B, base, lum, threads); break;
+        case HWC_U16: rc = base_map<HWC_U16>(in, B, base, lum, threads); break;
+        case CHW_F32: rc = base_map<CHW_F32>(in, B, base, lum, threads); break;
+    }
+    bilateral_free(B);
     return rc;
 }
 

@@ -329,7 +329,8 @@ SRGB_LOG = {"output_encoding": "srgb_log"}
     ("none", 0, False, 90.0, {}), ("log", 16, False, None, SRGB_LOG), ("log", 16, False, 99.5, SRGB_LOG),
     ("log", 16, False, 99.5, {**SRGB_LOG, "guide_luma": True, "stats_luma": True}),
     ("log", 16, False, 99.5, {**SRGB_LOG, "guide_luma": True, "stats_luma": True, "guide_bilateral": 0.02}),
-    ("log", 0, False, None, {"guide_bilateral": 0.05, "guide_bilateral_stops": 3.0})])
+    ("log", 0, False, None, {"guide_bilateral": 0.05, "guide_bilateral_stops": 3.0}),
+    ("log", 16, False, None, {**SRGB_LOG, "guide_luma": True, "guide_bilateral": 0.02, "white_base_percentile": 99.0})])
 def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
     m = perturbed_model(encoding, stats_bins=stats_bins, detail_input=detail, white_percentile=white, **cfg)
     fast = fused.FastStudent(m, threads=2)
@@ -355,7 +356,8 @@ def test_fast_student_matches_forward(encoding, stats_bins, detail, white, cfg):
     (np.uint8, 255, None, {}), (np.uint16, 65535, None, {}), (np.uint8, 255, 95.0, {}),
     (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG}),
     (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG, "guide_luma": True, "stats_bins": 16, "stats_luma": True}),
-    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG, "guide_luma": True, "guide_bilateral": 0.02})])
+    (np.uint16, 65535, 99.5, {"encoding": "log", **SRGB_LOG, "guide_luma": True, "guide_bilateral": 0.02}),
+    (np.uint16, 65535, None, {"encoding": "log", **SRGB_LOG, "guide_bilateral": 0.02, "white_base_percentile": 99.0})])
 def test_fast_student_integer_images(dtype, scale, white, cfg):
     m = perturbed_model(seed=1, white_percentile=white, **cfg)
     for shape in [(257, 263, 3), (256, 264, 3)]:  # odd and even sides: two ways of taking the white quarter
@@ -450,6 +452,11 @@ def test_bilateral_guide_matches_torch_every_isa(isa, h, w, sigma):
     lib = fused.load_library()
     assert lib.hd_bilateral_splat(hwc(x).ctypes.data, 0, h, w, *dims, out.ctypes.data, 2) == 0
     np.testing.assert_allclose(out, want.numpy(), atol=2e-5, rtol=1e-5)
+    # Every pixel's base and log luminance (white_base_percentile picks its pixels from them).
+    from students.grid import bilateral_base
+    base, lum = fused.bilateral_base_map(hwc(x), fused.bilateral_base_grid(hwc(x), sigma, 1.33))
+    np.testing.assert_allclose(lum, e[0].numpy(), atol=2e-6)
+    np.testing.assert_allclose(base, bilateral_base(e, sigma * max(h, w), 1.33 / 20)[0].numpy(), atol=2e-5)
     for luma in (True, False):
         m = perturbed_model("log", seed=4, guide_luma=luma, guide_bilateral=sigma, **SRGB_LOG)
         fast = fused.FastStudent(m, threads=2)
