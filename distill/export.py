@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from distill.atomic import atomic_write_bytes
+from distill.color import LUMA
 from students.grid import N_COEFFS, bilateral_blur, bilateral_dims, bilateral_splat
 from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encoded_log_luminance,
                              fine_detail_sq, luma_guide_input, with_histograms)
@@ -120,8 +122,6 @@ class ExportableStudent(nn.Module):
         if model.cfg.guide_blur:
             raise ValueError("ExportableStudent: a guide_blur student does not export yet (its guide needs a "
                              "Gaussian blur of the whole image; the exported graph has none)")
-        if model.cfg.white_base_percentile is not None:
-            raise ValueError("ExportableStudent: a white_base_percentile student does not export yet")
         m = copy.deepcopy(model).cpu().float().eval()
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth
@@ -142,6 +142,11 @@ class ExportableStudent(nn.Module):
         # guide_bilateral: the guide reads the log luminance's bilateral filter (students.grid.bilateral_base)
         self.bilateral: float = float(m.cfg.guide_bilateral)
         self.bilateral_range: float = float(m.cfg.guide_bilateral_stops) / (LOG_MIN + LOG_MAX)
+        self.white_base: float = float(m.cfg.white_base_percentile or 0.0)  # HDRNet.expose
+        self.register_buffer("luma", torch.tensor(LUMA))
+        bias_mask = torch.zeros(1, N_COEFFS, 1, 1, 1)
+        bias_mask[:, 3::4] = 1.0
+        self.register_buffer("bias_mask", bias_mask)
         self.stats_luma: bool = bool(m.cfg.stats_luma)
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
@@ -193,6 +198,10 @@ class ExportableStudent(nn.Module):
         for a guide_luma student."""
         if self.bilateral > 0:
             xe = self.bilateral_source(xe)
+        return self.guide_plain(xe)
+
+    def guide_plain(self, xe: torch.Tensor) -> torch.Tensor:
+        """The guide of an already filtered source (``guide`` without its bilateral step)."""
         if self.guide_luma:
             xe = luma_guide_input(xe)
         v = torch.einsum("ij,bjhw->bihw", self.ccm, xe) + self.ccm_bias.view(1, 3, 1, 1)  # [B,3,H,W]
@@ -201,6 +210,37 @@ class ExportableStudent(nn.Module):
             curves = curves + self.slopes[:, k].view(1, 3, 1, 1) * F.relu(v - self.shifts[:, k].view(1, 3, 1, 1))
         g = (curves * self.mix.view(1, 3, 1, 1)).sum(1) + self.mix_bias.view(1, 1, 1)  # [B,H,W]
         return g.clamp(0.0, 1.0)
+
+    def expose(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
+        """HDRNet.expose / base_white_offset: the offset that puts the base's percentile at white (with its
+        pixels' own detail), taken off every cell's three biases. On every other row and column of ``xe``."""
+        xs = xe[:, :, ::2, ::2]
+        gs = self.bilateral_source(xs)
+        w = xs.shape[3]
+        e, base = encoded_log_luminance(xs).flatten(1), encoded_log_luminance(gs).flatten(1)  # [B,N]
+        n = base.shape[1]
+        pos = self.white_base / 100.0 * (n - 1)  # hdrnet.percentile: numpy's linear interpolation
+        lo = min(int(math.floor(pos)), n - 1)
+        a = torch.kthvalue(base, lo + 1, dim=1).values
+        hi = a if lo + 1 >= n else a + (pos - lo) * (torch.kthvalue(base, lo + 2, dim=1).values - a)
+        k = min(max(8, n // 200), 256, n)
+        idx = torch.topk(-(base - hi.unsqueeze(1)).abs(), k, dim=1).indices  # [B,K]
+        rows, cols = torch.div(idx, w, rounding_mode="floor"), idx % w
+        xp = torch.gather(xs.flatten(2), 2, idx.unsqueeze(1).expand(-1, 3, -1))  # [B,3,K]
+        gp = torch.gather(gs.flatten(2), 2, idx.unsqueeze(1).expand(-1, 3, -1))
+        guide = self.guide_plain(gp.unsqueeze(2))  # [B,1,K]
+        hh, ww = xs.shape[2], xs.shape[3]
+        ys = (rows.to(xs.dtype) * 2 + 1) / hh - 1
+        xs_n = (cols.to(xs.dtype) * 2 + 1) / ww - 1
+        coords = torch.stack([xs_n, ys, guide[:, 0] * 2 - 1], -1).view(xs.shape[0], 1, 1, k, 3)
+        coeffs = F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=False)
+        a3 = coeffs.view(xs.shape[0], 3, 4, k)
+        y = (a3[:, :, :3] * xp.unsqueeze(1)).sum(2) + a3[:, :, 3]  # [B,3,K]
+        lin = torch.exp2(y * (self.log_min + self.log_max) - self.log_min)
+        lum = (lin * self.luma.view(1, 3, 1)).sum(1)
+        det = (torch.gather(e, 1, idx) - torch.gather(base, 1, idx)) * (self.log_min + self.log_max)
+        c = (torch.log2(lum.clamp(min=2.0 ** -self.log_min)) - det).mean(1) / (self.log_min + self.log_max)
+        return grid - self.bias_mask * c.view(-1, 1, 1, 1, 1)
 
     def bilateral_source(self, xe: torch.Tensor) -> torch.Tensor:
         """HDRNet.guide_source for a guide_bilateral student: ``xe`` shifted so that its log luminance is its
@@ -244,6 +284,8 @@ class ExportableStudent(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xe = self.encode(x)  # [B,3,H,W]
         grid = self.coefficients(self.lowres_input(xe))  # [B,12,D,G,G]
+        if self.white_base > 0:
+            grid = self.expose(grid, xe)
         coeffs = slice_grid_sample(grid, self.guide(xe))  # [B,12,H,W]
         out = self.apply(coeffs, xe)  # [B,3,H,W]
         if self.white_num > 0:

@@ -179,6 +179,16 @@ def test_bilateral_guide_student_exports_to_torchscript_only(tmp_path):
     with pytest.raises(ValueError, match="TorchScript only"):
         export_onnx(model, tmp_path / "b.onnx")
     assert not (tmp_path / "b.onnx").exists()
+    # ... with the teacher's exposure rule computed from the base layer too (white_base_percentile).
+    model = trained_like(seed=6, input_encoding="log", guide_luma=True, guide_bilateral=0.05,
+                         white_base_percentile=99.0, output_encoding="srgb_log")
+    scripted = load_torchscript(export_torchscript(model, tmp_path / "w.ts"))
+    for x in images([(91, 109), (40, 23)], seed=10):
+        x = x**4 * 0.5
+        with torch.inference_mode():
+            ref = model(x)
+            assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
+            assert (scripted(x) - ref).abs().max() < 1e-5
 
 
 def test_detail_input_student_exports_to_onnx_and_torchscript(tmp_path):
