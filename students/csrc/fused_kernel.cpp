@@ -954,6 +954,25 @@ static int run_f(const void* in, void* out, const Dims& d, const float* grid, co
 // (z, x) splat goes into a row buffer (numerator and weight interleaved, so a pixel's eight adds touch four
 // pairs), added to the two grid rows with weights (1 - wy, wy). The intensity coordinate is vectorised.
 // ---------------------------------------------------------------------------------------------
+// The m <= L pixels of a row from column j0 (a tail of fewer than L goes through the zeroed buffer ibuf).
+template <int F>
+static inline void load_pixels(const typename Pix<F>::T* irow, long plane, int j0, int m, typename Pix<F>::T* ibuf,
+                               vf& r, vf& g, vf& b) {
+    typedef typename Pix<F>::T T;
+    const int ci = Pix<F>::chans_inline;
+    if (m == L) {
+        Pix<F>::load(irow + (long)j0 * ci, plane, r, g, b);
+        return;
+    }
+    memset(ibuf, 0, sizeof(T) * 3 * L);
+    if (F == CHW_F32) {
+        for (int c = 0; c < 3; c++) memcpy(ibuf + c * L, irow + c * plane + j0, m * sizeof(T));
+    } else {
+        memcpy(ibuf, irow + (long)j0 * 3, 3 * m * sizeof(T));
+    }
+    Pix<F>::load(ibuf, L, r, g, b);
+}
+
 struct Ax { int i0, i1; float f; };
 static inline Ax axis_of(float c, int size) {  // grid._axis
     if (c < 0.0f) c = 0.0f;
@@ -990,17 +1009,7 @@ static int splat(const void* in_, int H, int W, int D, int Gh, int Gw, float* ou
             for (int j0 = 0; j0 < W; j0 += L) {
                 int m = imin_(L, W - j0);
                 vf r, g, b;
-                if (m == L) {
-                    Pix<F>::load(irow + (long)j0 * ci, plane, r, g, b);
-                } else {  // tail: copy the m pixels into a zeroed block
-                    memset(ibuf, 0, sizeof(ibuf));
-                    if (F == CHW_F32) {
-                        for (int c = 0; c < 3; c++) memcpy(ibuf + c * L, irow + c * plane + j0, m * sizeof(T));
-                    } else {
-                        memcpy(ibuf, irow + (long)j0 * 3, 3 * m * sizeof(T));
-                    }
-                    Pix<F>::load(ibuf, L, r, g, b);
-                }
+                load_pixels<F>(irow, plane, j0, m, ibuf, r, g, b);
                 vf e = log_lum_enc(r, g, b);  // grid._axis on e * D - 0.5, as axis_of does
                 vf gz = vmin(vmax(fma_(e, set1((float)D), set1(-0.5f)), set1(0.0f)), set1((float)(D - 1)));
                 vf z0 = to_f(imin(floor_i(gz), iset1(D - 1)));
@@ -1094,17 +1103,7 @@ static int base_map(const void* in_, const Bilateral& B, float* base, float* lum
             for (int j0 = 0; j0 < W; j0 += L) {
                 int m = imin_(L, W - j0);
                 vf r, g, b;
-                if (m == L) {
-                    Pix<F>::load(irow + (long)j0 * ci, plane, r, g, b);
-                } else {
-                    memset(ibuf, 0, sizeof(ibuf));
-                    if (F == CHW_F32) {
-                        for (int c = 0; c < 3; c++) memcpy(ibuf + c * L, irow + c * plane + j0, m * sizeof(T));
-                    } else {
-                        memcpy(ibuf, irow + (long)j0 * 3, 3 * m * sizeof(T));
-                    }
-                    Pix<F>::load(ibuf, L, r, g, b);
-                }
+                load_pixels<F>(irow, plane, j0, m, ibuf, r, g, b);
                 vf le = log_lum_enc(r, g, b);
                 st(ebuf, le);
                 st(bbuf, bilateral_at(B, rowT, j0, le));
