@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from students.grid import bilateral_blur, bilateral_dims
-from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input, percentile
+from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
@@ -482,11 +482,13 @@ class FastStudent:
         sub = self._quarter_float(image, layout)
         sub_layout = layout
         base, lum = bilateral_base_map(sub, self.base_grid(sub, sub_layout), sub_layout, self.threads)
-        b, e = torch.from_numpy(base.reshape(1, -1)), torch.from_numpy(lum.reshape(1, -1))
-        hi = percentile(b, self.cfg.white_base_percentile)
         h, w = base.shape
-        k = min(max(8, b.shape[1] // 200), 256, b.shape[1])
-        idx = torch.topk(-(b - hi[:, None]).abs(), k, dim=1).indices  # [1,K]
+        flat = base.reshape(-1)
+        hi = np.percentile(flat, self.cfg.white_base_percentile)  # hdrnet.percentile's interpolation
+        k = min(max(8, flat.size // 200), 256, flat.size)
+        near = np.argpartition(np.abs(flat - np.float32(hi)), k - 1)[:k]  # the k nearest, as torch.topk's
+        idx = torch.from_numpy(near.astype(np.int64))[None]  # [1,K]
+        b, e = torch.from_numpy(flat[None]), torch.from_numpy(lum.reshape(1, -1))
         rows, cols = idx // w, idx % w
         sub_t = torch.from_numpy(np.ascontiguousarray(sub)) if isinstance(sub, np.ndarray) else sub
         pix = sub_t[rows[0], cols[0]].T if layout == "hwc" else sub_t[:, rows[0], cols[0]]  # [3,K]
