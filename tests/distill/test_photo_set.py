@@ -90,10 +90,11 @@ def test_the_photo_configs_compose():
     assert detail.student.detail_input and detail.train.steps == 6000 and detail.student.white_percentile is None
     assert detail.data == ll.data and detail.teacher == ll.teacher and detail.student.stats_bins == 16
     assert hdr.data.train.base_source.sources[1]._target_ == "distill.photo_set.PhotoSetSource"
-    # the Durand recipe is the robust experiment on the photo scenes with seven student changes and 2000 steps
+    # the Durand recipe is the robust experiment on the photo scenes with eight student changes and 2000 steps
     assert durand.data == robust.data and durand.teacher == robust.teacher and durand.train.steps == 2000
     assert durand.student.guide_bilateral == 0.02 and robust.student.guide_bilateral == 0.0
-    assert durand.student.output_encoding == "srgb_log" and durand.student.white_percentile == 99.5
+    assert durand.student.output_encoding == "srgb_log" and durand.student.white_percentile is None
+    assert durand.student.white_base_percentile == 99
     assert durand.student.guide_luma and durand.student.stats_luma and not robust.student.guide_luma
     assert durand.student.stats_bins == 16 and durand.student.input_encoding == "log"
     assert durand.student.width == 16 and robust.student.width == 8
