@@ -69,7 +69,7 @@ class HDRNetConfig:
     # > 0 (with guide_bilateral and srgb_log, in place of white_percentile): the exposure rule of Durand &
     # Dorsey's robust teacher, computed: the output radiance is divided so that pixels whose base layer sits at
     # this percentile of the base (the teacher's range_percentiles[1]) come out at their own detail, i.e. a
-    # detail-free pixel there is display white (``base_white_offset``). null: off. Torch path only for now.
+    # detail-free pixel there is display white (``base_white_offset``). null: off. Fused and TorchScript paths too.
     white_base_percentile: float | None = None
 
     def __post_init__(self):
