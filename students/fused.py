@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from students.grid import bilateral_blur, bilateral_dims
-from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input
+from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input, offset_biases
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
@@ -480,26 +480,22 @@ class FastStudent:
         if self.cfg.white_base_percentile is None:
             return grid
         sub = self._quarter_float(image, layout)
-        sub_layout = layout
-        base, lum = bilateral_base_map(sub, self.base_grid(sub, sub_layout), sub_layout, self.threads)
+        base, lum = bilateral_base_map(sub, self.base_grid(sub, layout), layout, self.threads)
         h, w = base.shape
         flat = base.reshape(-1)
         hi = np.percentile(flat, self.cfg.white_base_percentile)  # hdrnet.percentile's interpolation
         k = min(max(8, flat.size // 200), 256, flat.size)
         near = np.argpartition(np.abs(flat - np.float32(hi)), k - 1)[:k]  # the k nearest, as torch.topk's
         idx = torch.from_numpy(near.astype(np.int64))[None]  # [1,K]
-        b, e = torch.from_numpy(flat[None]), torch.from_numpy(lum.reshape(1, -1))
+        b, e = torch.from_numpy(flat[near])[None], torch.from_numpy(lum.reshape(-1)[near])[None]  # [1,K]
         rows, cols = idx // w, idx % w
         sub_t = torch.from_numpy(np.ascontiguousarray(sub)) if isinstance(sub, np.ndarray) else sub
         pix = sub_t[rows[0], cols[0]].T if layout == "hwc" else sub_t[:, rows[0], cols[0]]  # [3,K]
         with torch.inference_mode():
             xp = encode_input(pix.float()[None], self.cfg.input_encoding)  # [1,3,K]
-            gsrc = xp + (torch.gather(b, 1, idx) - torch.gather(e, 1, idx)).unsqueeze(1)
-            c = self.model.white_offset_at(torch.from_numpy(grid)[None], xp, gsrc, torch.gather(e, 1, idx),
-                                           torch.gather(b, 1, idx), rows, cols, h, w)
-        out = grid.copy()
-        out[3::4] -= np.float32(float(c[0]) / (LOG_MIN + LOG_MAX))
-        return out
+            grid_t = torch.from_numpy(grid)[None]
+            c = self.model.white_offset_at(grid_t, xp, xp + (b - e).unsqueeze(1), e, b, rows, cols, h, w)
+            return offset_biases(grid_t, c)[0].numpy()
 
     def _one(self, image, layout: str, out):
         grid = self.exposed(image, layout, self.coefficients(self.lowres(image, layout)))

@@ -63,6 +63,14 @@ def _axis(coord: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor, t
     return i0, (i0 + 1).clamp(max=size - 1), frac
 
 
+def _cell_coords(h: int, w: int, gh: int, gw: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pixel centres of an ``h x w`` image in the cells of a ``gh x gw`` grid (dtype and device of ``like``):
+    ``xs [1,1,W]``, ``ys [1,H,1]``; (x, y) depend only on the column / row."""
+    xs = ((torch.arange(w, dtype=like.dtype, device=like.device) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
+    ys = ((torch.arange(h, dtype=like.dtype, device=like.device) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
+    return xs, ys
+
+
 def _trilinear(grid: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     """Sample ``grid [B,C,D,Gh,Gw]`` at cell coordinates; ``xs``, ``ys`` and ``guide`` broadcast to ``[B,*S]``.
 
@@ -117,10 +125,7 @@ def slice_grid(grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     _check(grid, guide, "slice_grid")
     _, _, _, gh, gw = grid.shape
     _, h, w = guide.shape
-    dt, dev = grid.dtype, grid.device
-    # Pixel centres in grid-cell units; (x, y) depend only on the column / row.
-    xs = ((torch.arange(w, dtype=dt, device=dev) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
-    ys = ((torch.arange(h, dtype=dt, device=dev) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
+    xs, ys = _cell_coords(h, w, gh, gw, grid)
     return _trilinear(grid, xs, ys, guide)
 
 
@@ -187,20 +192,12 @@ def bilateral_dims(h: int, w: int, sigma_px: float, sigma_range: float,
     return max(1, int(math.ceil(c / sigma_range))), max(1, gh), max(1, gw)
 
 
-def _bilateral_coords(e: torch.Tensor, dims: Tuple[int, int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    d, gh, gw = dims
-    h, w = e.shape[-2], e.shape[-1]
-    xs = ((torch.arange(w, dtype=e.dtype, device=e.device) + 0.5) * (gw / w) - 0.5).view(1, 1, w)
-    ys = ((torch.arange(h, dtype=e.dtype, device=e.device) + 0.5) * (gh / h) - 0.5).view(1, h, 1)
-    return xs, ys
-
-
 def bilateral_splat(e: torch.Tensor, dims: Tuple[int, int, int]) -> torch.Tensor:
     """``(e, 1)`` of ``e [B,H,W]`` splatted trilinearly into a ``[B,2,D,Gh,Gw]`` grid at ``(x, y, e)``: the exact
     transpose of ``slice_grid``'s trilinear read (same cell-centred coordinates, same border clamp)."""
     d, gh, gw = dims
     b, h, w = e.shape[0], e.shape[1], e.shape[2]
-    xs, ys = _bilateral_coords(e, dims)
+    xs, ys = _cell_coords(h, w, gh, gw, e)
     corners: List[List[Tuple[torch.Tensor, torch.Tensor]]] = []
     for i0, i1, f in (_axis(e * d - 0.5, d), _axis(ys, gh), _axis(xs, gw)):  # z, y, x: (index, weight) x 2
         corners.append([(i0, 1 - f), (i1, f)])
@@ -229,8 +226,8 @@ def bilateral_blur(grid: torch.Tensor, cells_per_sigma: float = 1.0) -> torch.Te
 
 def bilateral_slice(grid: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """The blurred ``[B,2,D,Gh,Gw]`` grid read at each pixel's ``(x, y, e)``, numerator over weight: ``[B,H,W]``."""
-    _, _, d, gh, gw = grid.shape
-    xs, ys = _bilateral_coords(e, (d, gh, gw))
+    gh, gw = grid.shape[3], grid.shape[4]
+    xs, ys = _cell_coords(e.shape[-2], e.shape[-1], gh, gw, e)
     num, den = _trilinear(grid, xs, ys, e).unbind(1)
     return num / den.clamp(min=1e-20)
 

@@ -126,6 +126,15 @@ def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
     return linear_to_srgb(torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN))
 
 
+def encoded_log_luminance(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
+                          w: Tuple[float, float, float] = LUMA) -> torch.Tensor:
+    """Log-encoded ``[B,3,H,W]`` -> ``[B,H,W]``, the encoded log luminance ``luma_guide_input`` gives the guide
+    (constants as default arguments, so that the exported student can script it)."""
+    lin = torch.exp2(xe * (lo + hi) - lo)
+    lum = w[0] * lin[:, 0] + w[1] * lin[:, 1] + w[2] * lin[:, 2]
+    return (torch.log2(lum) + lo) / (lo + hi)
+
+
 def luma_guide_input(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
                      w: Tuple[float, float, float] = LUMA) -> torch.Tensor:
     """Log-encoded ``[B,3,...]`` -> the same with each pixel's channel mean replaced by its encoded log
@@ -133,9 +142,7 @@ def luma_guide_input(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
     ``guide_luma`` student's guide reads. The guide's initial weights (1/3 each) then give exactly the log
     luminance. The constants are default arguments so that the exported student can script this function
     (TorchScript takes no module-level floats)."""
-    lin = torch.exp2(xe * (lo + hi) - lo)
-    lum = w[0] * lin[:, 0:1] + w[1] * lin[:, 1:2] + w[2] * lin[:, 2:3]
-    return xe - xe.mean(1, keepdim=True) + (torch.log2(lum) + lo) / (lo + hi)
+    return xe - xe.mean(1, keepdim=True) + encoded_log_luminance(xe, lo, hi, w).unsqueeze(1)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -149,15 +156,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def encoded_log_luminance(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
-                          w: Tuple[float, float, float] = LUMA) -> torch.Tensor:
-    """Log-encoded ``[B,3,H,W]`` -> ``[B,H,W]``, the encoded log luminance ``luma_guide_input`` gives the guide
-    (constants as default arguments, so that the exported student can script it)."""
-    lin = torch.exp2(xe * (lo + hi) - lo)
-    lum = w[0] * lin[:, 0] + w[1] * lin[:, 1] + w[2] * lin[:, 2]
-    return (torch.log2(lum) + lo) / (lo + hi)
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,6 +277,14 @@ def normalise_white(y: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
     teacher computes it. The clamp is the teacher's clip to white, so lights above white cost nothing."""
     shape = (-1,) + (1,) * (y.dim() - 1)
     return (y / white.view(shape)).clamp(0.0, 1.0)
+
+
+def offset_biases(grid: torch.Tensor, stops: torch.Tensor) -> torch.Tensor:
+    """``grid [B,12,D,Gh,Gw]`` with ``stops [B]`` (log2) taken off every cell's three biases: for a log-radiance
+    output (``srgb_log``) that divides the output radiance by ``2^stops``."""
+    bias = torch.zeros(1, N_COEFFS, 1, 1, 1, dtype=grid.dtype, device=grid.device)
+    bias[:, 3::4] = 1.0
+    return grid - bias * (stops / (LOG_MIN + LOG_MAX)).view(-1, 1, 1, 1, 1)
 
 
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -450,10 +456,7 @@ class HDRNet(nn.Module):
         biases (the output is log radiance, so that divides the radiance); the grid as is otherwise."""
         if self.cfg.white_base_percentile is None:
             return grid
-        c = self.base_white_offset(grid, xe) / (LOG_MIN + LOG_MAX)  # [B], encoded units
-        bias = torch.zeros(1, N_COEFFS, 1, 1, 1, dtype=grid.dtype, device=grid.device)
-        bias[:, 3::4] = 1.0
-        return grid - bias * c.view(-1, 1, 1, 1, 1)
+        return offset_biases(grid, self.base_white_offset(grid, xe))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xe = encode_input(x, self.cfg.input_encoding)
