@@ -37,7 +37,7 @@ report: setup ## fidelity report for a checkpoint (ARGS='checkpoint=...'; defaul
 	$(VENV)/bin/hdr-distill report $(ARGS)
 
 photos: setup ## 57 training photos from Debian packages into .cache/photos (~320 MB download, once; data=photos_leaves)
-	$(PY) -m distill.photo_set --dest .cache/photos $(ARGS)
+	$(PY) -m distill.data.photo_set --dest .cache/photos $(ARGS)
 
 clean: ## remove build products and outputs (keeps .venv; rm -rf .venv to reinstall)
 	rm -rf build *.egg-info students/_lib outputs multirun demo_out .pytest_cache

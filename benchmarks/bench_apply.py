@@ -4,7 +4,7 @@
                                                            [--json out.json]
 
 Sections:
-  apply  ``distill.apply.apply_files`` over folders of 8-bit PNG and JPEG photos (astronaut, resized) at
+  apply  ``distill.deploy.apply.apply_files`` over folders of 8-bit PNG and JPEG photos (astronaut, resized) at
          1080p and 12 MP: end to end (read + student + write, I/O overlapped in background threads) in
          images/s and MP/s, and the student alone (FastStudent: C++ low-res copy, network, fused pass).
          The model is the paper-sized HDRNet with perturbed weights (a trained one costs the same).
@@ -52,7 +52,7 @@ def photo(h: int, w: int) -> np.ndarray:
 
 # -- apply ----------------------------------------------------------------------------------------------------
 def bench_apply(threads: int, counts: dict[str, int]) -> list[dict]:
-    from distill.apply import StudentRunner, apply_files
+    from distill.deploy.apply import StudentRunner, apply_files
 
     runner = StudentRunner(perturbed_model(), device="cpu", threads=threads)
     runner(photo(512, 512))  # warm-up: library load, first network call
@@ -88,7 +88,7 @@ def bench_onnx(threads: int, reps: int = 3) -> list[dict]:
     """The exported ONNX student under onnxruntime (CPU) vs HDRNet.forward, float32 [1,3,H,W]."""
     import onnxruntime as ort
 
-    from distill.export import export_onnx
+    from distill.deploy.export import export_onnx
 
     model = perturbed_model()
     rows = []
@@ -122,7 +122,7 @@ def bench_pairs(workers: list[int], batches: int, warm_batches: int, batch_size:
     from omegaconf import OmegaConf
     from torch.utils.data import DataLoader
 
-    from distill.pairs import PairDataset, StepBatchSampler, worker_init
+    from distill.data.pairs import PairDataset, StepBatchSampler, worker_init
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["teacher=local_laplacian"])

@@ -24,7 +24,7 @@ def child(width: int, height: int, frames: int, repeats: int, threads: int) -> d
     import numpy as np
     from skimage import data
 
-    from distill.color import srgb_to_linear
+    from distill.core.color import srgb_to_linear
     from teachers.hdrplus import HdrPlus
     from teachers.hdrplus.align import align_burst, bin_grey
     from teachers.hdrplus.finish import finish

@@ -26,8 +26,8 @@ import numba
 import numpy as np
 import torch
 
-from distill.bench import time_it
-from distill.color import LUMA, srgb_to_linear
+from distill.eval.bench import time_it
+from distill.core.color import LUMA, srgb_to_linear
 from teachers.local_laplacian import LocalLaplacian, llf_fast
 
 
@@ -46,7 +46,7 @@ def make_images(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def median_time(fn, repeats: int) -> float:
-    """Median seconds of ``repeats`` runs after one warm-up (distill.bench's timer)."""
+    """Median seconds of ``repeats`` runs after one warm-up (distill.eval.bench's timer)."""
     return time_it(fn, repeats, warmup=1, budget_s=float("inf"))["median_ms"] / 1e3
 
 

@@ -1,6 +1,6 @@
 """Wall time of the tone-mapping teachers at 1080p and 12 MP (median of repeats), OpenCV on 2 threads.
 
-Input: a synthetic HDR scene (distill.hdr_synth, seed 0) made from scikit-image's coffee photo resized to
+Input: a synthetic HDR scene (distill.data.hdr_synth, seed 0) made from scikit-image's coffee photo resized to
 1920x1080 and 4000x3000, float32 [H,W,3]. Each teacher is timed through ``apply_np`` (the whole contract:
 validation, normalisation, black point, operator, encoding); for the OpenCV operators the bare OpenCV call on
 the prepared input is timed too, so the wrapper's own cost is visible.
@@ -21,9 +21,9 @@ import time
 import cv2
 import numpy as np
 
-from distill.bench import time_it
-from distill.color import srgb_to_linear
-from distill.hdr_synth import dynamic_range_stops, synthesize_hdr
+from distill.eval.bench import time_it
+from distill.core.color import srgb_to_linear
+from distill.data.hdr_synth import dynamic_range_stops, synthesize_hdr
 from teachers.tonemap import Drago, DurandDorsey, Mantiuk, Reinhard, _black_point, prepare_hdr
 
 
@@ -39,7 +39,7 @@ def make_scene(h: int, w: int) -> np.ndarray:
 
 
 def median_time(fn, repeats: int) -> float:
-    """Median seconds of ``repeats`` runs after one warm-up (distill.bench's timer)."""
+    """Median seconds of ``repeats`` runs after one warm-up (distill.eval.bench's timer)."""
     return time_it(fn, repeats, warmup=1, budget_s=float("inf"))["median_ms"] / 1e3
 
 

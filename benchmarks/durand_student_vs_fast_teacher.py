@@ -8,7 +8,7 @@ asks before adopting a student: is it better than just running the fast teacher?
   fidelity  PSNR against the exact teacher on the checkpoint's held-out images, at native size (as training
             scores them): the student (``FastStudent``) and the fast teacher for each ``work_sigma_px``
   speed     medians at 1080p and 12 MP on a synthetic HDR scene (``bench_tonemap.make_scene``), student and
-            fast teachers timed in alternating bursts (``distill.bench.time_interleaved``), 2 threads
+            fast teachers timed in alternating bursts (``distill.eval.bench.time_interleaved``), 2 threads
 
     PYTHONPATH=. python benchmarks/durand_student_vs_fast_teacher.py <checkpoint> [work=2,4,8] [sizes=1080p,12mp]
 """
@@ -23,10 +23,10 @@ import torch
 from hydra.utils import instantiate
 
 from benchmarks.bench_tonemap import SIZES, make_scene
-from distill.bench import time_interleaved
-from distill.checkpoint import build_student, build_teacher, load_checkpoint
-from distill.metrics import psnr
-from distill.train import make_val_pairs
+from distill.eval.bench import time_interleaved
+from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
+from distill.eval.metrics import psnr
+from distill.train.loop import make_val_pairs
 from students.fused import FastStudent
 
 THREADS = 2

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from distill.checkpoint import build_student, build_teacher, load_checkpoint
-from distill.color import linear_to_srgb, luminance, srgb_to_linear
-from distill.metrics import psnr
-from distill.train import make_val_pairs
+from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
+from distill.core.color import linear_to_srgb, luminance, srgb_to_linear
+from distill.eval.metrics import psnr
+from distill.train.loop import make_val_pairs
 
 LOG_FLOOR = 1e-5  # luminance floor for the log fit (sRGB 8-bit black is ~3e-4)
 

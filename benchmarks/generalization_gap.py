@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from distill.checkpoint import build_student, build_teacher, load_checkpoint
-from distill.pairs import image_pair
-from distill.train import psnr_tensor
+from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
+from distill.data.pairs import image_pair
+from distill.train.loop import psnr_tensor
 
 
 def pick(source, limit: int | None = None, skip_prefix: str | None = "leaves_") -> list:

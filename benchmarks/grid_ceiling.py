@@ -17,9 +17,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from distill.metrics import psnr
-from distill.pairs import image_pair
-from distill.train import lr_factor
+from distill.eval.metrics import psnr
+from distill.data.pairs import image_pair
+from distill.train.loop import lr_factor
 from students.grid import apply_coeffs, identity_grid, slice_grid
 from students.hdrnet import HDRNet, encode_input
 

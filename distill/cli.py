@@ -19,12 +19,12 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 # subcommand -> (primary config name, "module:function", one-line help)
 COMMANDS = {
-    "train": ("config", "distill.train:train", "distill a teacher into a student (writes checkpoints, curves)"),
-    "pairs": ("config", "distill.pregen:run", "run the teacher ahead of training into the pair cache (sharded)"),
-    "bench": ("bench", "distill.bench:run", "time student vs teachers at 1080p / 12 MP, peak memory, plot"),
-    "report": ("report", "distill.report:run", "fidelity report: PSNR, SSIM, CIEDE2000, LPIPS, pictures"),
-    "export": ("export", "distill.export:run", "export a student to TorchScript / ONNX"),
-    "apply": ("apply", "distill.apply:run", "run a trained student over a folder of images"),
+    "train": ("config", "distill.train.loop:train", "distill a teacher into a student (writes checkpoints, curves)"),
+    "pairs": ("config", "distill.data.pregen:run", "run the teacher ahead of training into the pair cache (sharded)"),
+    "bench": ("bench", "distill.eval.bench:run", "time student vs teachers at 1080p / 12 MP, peak memory, plot"),
+    "report": ("report", "distill.eval.report:run", "fidelity report: PSNR, SSIM, CIEDE2000, LPIPS, pictures"),
+    "export": ("export", "distill.deploy.export:run", "export a student to TorchScript / ONNX"),
+    "apply": ("apply", "distill.deploy.apply:run", "run a trained student over a folder of images"),
 }
 
 

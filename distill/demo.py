@@ -30,9 +30,9 @@ def _set_aside_if_other_settings(train_dir: Path, ckpt: Path) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from distill.checkpoint import load_checkpoint
+    from distill.train.checkpoint import load_checkpoint
     from distill.cli import CONF_DIR
-    from distill.train import config_mismatch
+    from distill.train.loop import config_mismatch
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=demo", f"hydra.run.dir={train_dir}"])

@@ -16,12 +16,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from distill.color import LUMA, linear_to_srgb
+from distill.core.color import LUMA, linear_to_srgb
 from students.grid import (N_COEFFS, apply_coeffs, bilateral_base, guide_map, identity_grid, lowres_copy, slice_grid,
                            slice_points)
 
 # Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1]. HDR inputs
-# arrive normalised to a maximum of 1 (distill.color.to_space), so this is a 20-stop window below the peak.
+# arrive normalised to a maximum of 1 (distill.core.color.to_space), so this is a 20-stop window below the peak.
 LOG_MIN, LOG_MAX = 20.0, 0.0
 
 

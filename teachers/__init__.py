@@ -1,1 +1,1 @@
-"""Slow reference operators (teachers), each behind the small protocol in distill.protocols."""
+"""Slow reference operators (teachers), each behind the small protocol in distill.core.protocols."""

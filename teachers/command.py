@@ -32,7 +32,7 @@ import numpy as np
 import tifffile
 import torch
 
-from distill.protocols import COLOR_SPACES, check_images
+from distill.core.protocols import COLOR_SPACES, check_images
 
 # Format -> bit depths it can carry (32 = float32). "hdr" is Radiance RGBE: float, ~1% precision.
 FORMATS = {
@@ -63,7 +63,7 @@ class CommandTeacher:
         bit_depth: 8 or 16 (integer PNG/TIFF), 32 (float TIFF/PFM/HDR). Values in [0, 1] are rounded to the
             full integer scale; float formats carry the values as they are (needed for ``input_space="hdr"``).
         timeout: seconds one image may take before the program (and its process group) is killed.
-        input_space / output_space: colour spaces the program reads and writes (distill.protocols).
+        input_space / output_space: colour spaces the program reads and writes (distill.core.protocols).
         workers: images of one batch processed in parallel.
         name: the teacher's name (default: the program's name, or the script's for ``python script.py``).
         out_ext: format the program writes, if it differs from ``ext``.

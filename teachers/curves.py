@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from distill.protocols import check_images
+from distill.core.protocols import check_images
 
 
 class GammaCurve:

@@ -34,7 +34,7 @@ Domains:
   the filtered log image is shifted so that its ``WHITE_PERCENTILE``-th percentile maps to display white
   1.0 (the input's exposure therefore does not matter: the filter commutes with a shift of the log image),
   then ``exp``, ratios back to RGB, clip to [0, 1] and encode with the sRGB curve (tabulated on the square
-  root of the linear value: within 1e-6 of ``distill.color.linear_to_srgb``).
+  root of the linear value: within 1e-6 of ``distill.core.color.linear_to_srgb``).
 
 How the fast mode is scheduled (one channel ``[H, W]``, the K samples kept side by side as the last axis
 so that every pyramid operation is one contiguous vector over ``k``):
@@ -57,8 +57,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from distill.color import LUMA, linear_to_srgb
-from distill.protocols import NumpyTeacher
+from distill.core.color import LUMA, linear_to_srgb
+from distill.core.protocols import NumpyTeacher
 from teachers import _pyramid
 
 MODES = ("fast", "reference")
@@ -673,7 +673,7 @@ def _encode_rows(lin, table, out):
 
 
 def encode_srgb(linear: np.ndarray) -> np.ndarray:
-    """sRGB encoding of linear values clipped to [0, 1] (``distill.color.linear_to_srgb`` within 1e-6)."""
+    """sRGB encoding of linear values clipped to [0, 1] (``distill.core.color.linear_to_srgb`` within 1e-6)."""
     lin = np.ascontiguousarray(linear, dtype=np.float32)
     flat = lin.reshape(lin.shape[0], -1)
     out = np.empty_like(flat)

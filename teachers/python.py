@@ -18,9 +18,9 @@ Three ways to plug an operator in, none of which edits this package:
        def my_filter(img_uint8, amount=0.5): ...
 
 3. A class: any object with ``name``, ``input_space``, ``output_space``, ``params()`` and
-   ``__call__(images[B,3,H,W]) -> [B,3,H,W]`` already *is* a teacher (see ``distill.protocols.Teacher``);
+   ``__call__(images[B,3,H,W]) -> [B,3,H,W]`` already *is* a teacher (see ``distill.core.protocols.Teacher``);
    it needs no adapter, only a YAML with ``_target_: my_pkg.ops.MyTeacher`` and its arguments.
-   (A NumPy class can subclass ``distill.protocols.NumpyTeacher`` and write one ``apply_np`` method.)
+   (A NumPy class can subclass ``distill.core.protocols.NumpyTeacher`` and write one ``apply_np`` method.)
 
 The adapter converts the batch to what the function wants (layout, dtype, value range), checks what comes
 back (3 channels, same size), converts it to float32 [0, 1]-scaled torch, and records an identity that
@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from distill.protocols import COLOR_SPACES, Teacher, check_images
+from distill.core.protocols import COLOR_SPACES, Teacher, check_images
 
 LAYOUTS = ("hwc", "bchw")
 _FILE_MODULE_PREFIX = "hdr_distill_user_"  # sys.modules name of a file loaded by path

@@ -1,6 +1,6 @@
 """Tone-mapping teachers: scene-linear HDR radiance in, display sRGB out.
 
-Four operators behind the :class:`distill.protocols.NumpyTeacher` adapter:
+Four operators behind the :class:`distill.core.protocols.NumpyTeacher` adapter:
 
 * :class:`Reinhard`  - OpenCV ``createTonemapReinhard`` (Reinhard & Devlin 2005, photoreceptor model; global).
 * :class:`Drago`     - OpenCV ``createTonemapDrago`` (Drago et al. 2003, adaptive logarithmic mapping; global).
@@ -32,7 +32,7 @@ Output (``output_space = "srgb"``): float32 [H,W,3], finite, in [0, 1].
   * OpenCV's operators end with its ``Tonemap`` step: ``v -> ((v - min) / (max - min)) ** (1 / gamma)`` over
     the whole image, i.e. they return *display* values stretched to fill [0, 1] and encoded with a pure power
     law. Here ``gamma=None`` (the default) runs OpenCV with gamma 1 (linear display values) and then applies
-    the exact IEC 61966-2-1 sRGB encoding (:func:`distill.color.linear_to_srgb`), so the output is sRGB in the
+    the exact IEC 61966-2-1 sRGB encoding (:func:`distill.core.color.linear_to_srgb`), so the output is sRGB in the
     strict sense; a number (e.g. ``gamma=2.2``) keeps OpenCV's own power-law encoding ``v ** (1/gamma)``,
     which only approximates sRGB (it is brighter in the deep shadows).
   * OpenCV divides each channel by the grey level; where that is 0 (a pixel with all channels at the image
@@ -49,8 +49,8 @@ import cv2
 import numpy as np
 import torch
 
-from distill.color import linear_to_srgb, luminance
-from distill.protocols import NumpyTeacher
+from distill.core.color import linear_to_srgb, luminance
+from distill.core.protocols import NumpyTeacher
 
 DEFAULT_FLOOR = 1e-6
 

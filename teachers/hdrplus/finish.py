@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from distill.color import LUMA, linear_to_srgb, srgb_to_linear
+from distill.core.color import LUMA, linear_to_srgb, srgb_to_linear
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The HDR+ teacher: synthesise (or read) a raw burst, align, merge, finish.
 
-``HdrPlus`` follows the Teacher protocol of ``distill.protocols`` (linear RGB in, display sRGB out). Since
+``HdrPlus`` follows the Teacher protocol of ``distill.core.protocols`` (linear RGB in, display sRGB out). Since
 a student sees only one frame, the pair stream uses ``make_pair``: the input ``x`` is the burst's reference
 frame developed linearly (white balance, demosaic, colour matrix, no tone curve), the target ``y`` is the
 whole pipeline's output, as in the HDRNet paper's HDR+ experiment.
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill.protocols import check_images
+from distill.core.protocols import check_images
 from teachers.hdrplus.align import AlignParams, align_burst, bin_grey
 from teachers.hdrplus.burst import Burst, content_seed, estimate_noise_model, synthesize_burst
 from teachers.hdrplus.finish import FinishParams, develop_linear, finish

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from benchmarks.error_anatomy import detail_gains, global_fit, scale_split
-from distill.color import linear_to_srgb, luminance
-from distill.metrics import psnr
+from distill.core.color import linear_to_srgb, luminance
+from distill.eval.metrics import psnr
 
 
 def _pair(a: float, b: float):

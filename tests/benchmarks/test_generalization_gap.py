@@ -1,8 +1,8 @@
 import numpy as np
 
 from benchmarks.generalization_gap import pick, resize_short, square_crops
-from distill.dead_leaves import DeadLeavesSource
-from distill.sources import ConcatSource, EmbeddedSource
+from distill.data.dead_leaves import DeadLeavesSource
+from distill.data.sources import ConcatSource, EmbeddedSource
 
 
 def test_pick_skips_dead_leaves_and_limits():

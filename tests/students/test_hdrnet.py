@@ -234,7 +234,7 @@ def test_training_white_level_has_the_full_renders_value_and_gradient():
 
 
 def test_srgb_log_output_config_checks_and_identity_at_init():
-    from distill.color import linear_to_srgb
+    from distill.core.color import linear_to_srgb
     with pytest.raises(ValueError, match="output_encoding"):
         HDRNetConfig(input_encoding="log", output_encoding="srgb")
     with pytest.raises(ValueError, match="needs input_encoding 'log'"):
@@ -252,7 +252,7 @@ def test_srgb_log_output_config_checks_and_identity_at_init():
 def test_srgb_log_turns_a_gain_into_a_grid_offset():
     # The reason for the encoding: a tone operator that multiplies radiance by a gain (here 1/4, two stops) is an
     # identity grid plus a constant offset, which an additive ("none") output cannot express exactly.
-    from distill.color import linear_to_srgb
+    from distill.core.color import linear_to_srgb
     from students.hdrnet import decode_output
     from students.grid import apply_coeffs, identity_grid, slice_grid
     x = torch.rand(1, 3, 20, 30) ** 2

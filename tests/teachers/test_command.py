@@ -164,7 +164,7 @@ def test_float_helpers_round_trip(tmp_path):
 
 def test_training_pairs_do_not_skip_a_failing_command(tmp_path):
     """A failing program stops pair generation with its error; nothing is silently dropped."""
-    from distill.pairs import PairDataset
+    from distill.data.pairs import PairDataset
 
     class Src:
         name = "probe"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from skimage import data
 
-from distill.color import LUMA, srgb_to_linear
-from distill.protocols import Teacher, teacher_identity
+from distill.core.color import LUMA, srgb_to_linear
+from distill.core.protocols import Teacher, teacher_identity
 from teachers import _pyramid
 from teachers.local_laplacian import (
     REFERENCE_MAX_PIXELS,

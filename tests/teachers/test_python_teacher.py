@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.protocols import Teacher, teacher_identity
+from distill.core.protocols import Teacher, teacher_identity
 from teachers.python import PythonTeacher, resolve_callable, teacher
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from skimage import data, transform
 
-from distill.color import luminance, srgb_to_linear
-from distill.protocols import Teacher, teacher_identity
+from distill.core.color import luminance, srgb_to_linear
+from distill.core.protocols import Teacher, teacher_identity
 from teachers.tonemap import Drago, DurandDorsey, Mantiuk, Reinhard, durand_dorsey, normalize_hdr
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "teacher"

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from skimage import data
 
-from distill.color import srgb_to_linear
+from distill.core.color import srgb_to_linear
 from teachers.hdrplus.burst import Burst, SRGB_FROM_XYZ
 
 

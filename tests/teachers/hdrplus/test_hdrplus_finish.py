@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from distill.color import linear_to_srgb
+from distill.core.color import linear_to_srgb
 from teachers.hdrplus.burst import SYNTH_CAM_FROM_SRGB, SYNTH_WB_GAINS, Burst, synthesize_burst
 from teachers.hdrplus.finish import (
     apply_color_matrix, black_white_level, demosaic_bilinear, develop_linear, gamma_srgb, sharpen, tone_map,

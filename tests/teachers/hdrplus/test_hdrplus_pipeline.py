@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from distill.protocols import Teacher, teacher_identity
+from distill.core.protocols import Teacher, teacher_identity
 from teachers.hdrplus import HdrPlus, read_dng_burst, synthesize_burst, write_dng_burst
 from teachers.hdrplus.burst import SYNTH_CAM_FROM_SRGB, SYNTH_WB_GAINS, mosaic
 from tests.teachers.hdrplus.helpers import textured_linear

@@ -1,0 +1,1 @@
+"""Data: sources, augmentation, pair streams, the pair cache, synthetic data, teacher validation."""

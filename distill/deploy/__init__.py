@@ -1,0 +1,1 @@
+"""Deployment: export (TorchScript, ONNX) and apply (a student over a folder)."""

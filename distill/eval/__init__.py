@@ -1,0 +1,1 @@
+"""Evaluation: metrics, benchmarks, the fidelity report, plots."""

@@ -1,0 +1,96 @@
+"""Checkpoints: weights + optimizer + step + resolved config + the teacher's identity, written atomically."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.core.atomic import atomic_write
+
+FORMAT = "hdr-distill-checkpoint/1"
+
+# Modules that moved when distill/ was split by stage: configs saved before the split name the old paths.
+_MOVED = {"color": "core", "io": "core", "atomic": "core", "protocols": "core", "sources": "data",
+          "pairs": "data", "pregen": "data", "hdr_synth": "data", "dead_leaves": "data", "photo_set": "data",
+          "validate": "data", "dist": "train", "checkpoint": "train", "metrics": "eval", "bench": "eval",
+          "report": "eval", "plots": "eval", "export": "deploy", "apply": "deploy"}
+_OLD_TARGET = re.compile(r"^distill\.(" + "|".join(_MOVED) + r")\.")
+
+
+def upgrade_targets(node: Any) -> Any:
+    """Rewrite ``_target_`` paths of the flat distill/ layout (``distill.sources.X``) to the staged one."""
+    if isinstance(node, dict):
+        return {k: (_OLD_TARGET.sub(lambda m: f"distill.{_MOVED[m.group(1)]}.{m.group(1)}.", v)
+                    if k == "_target_" and isinstance(v, str) else upgrade_targets(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [upgrade_targets(v) for v in node]
+    return node
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, or belongs to another teacher."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` via a temp file in the same folder and an atomic rename.
+
+    An interrupted write leaves the previous checkpoint intact.
+    """
+    return atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **payload}, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an hdr-distill checkpoint (expected format {FORMAT})")
+    if isinstance(ckpt.get("config"), dict):
+        ckpt["config"] = upgrade_targets(ckpt["config"])
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def check_teacher(ckpt: dict[str, Any], identity: dict[str, Any], where: str = "") -> None:
+    """Refuse to pair a student with a teacher other than the one it was distilled from."""
+    theirs = ckpt.get("teacher", {})
+    if theirs != identity:
+        diff = []
+        for k in sorted(set(theirs) | set(identity)):
+            if theirs.get(k) != identity.get(k):
+                diff.append(f"{k}: checkpoint has {theirs.get(k)!r}, current teacher has {identity.get(k)!r}")
+        raise CheckpointError(
+            f"checkpoint {ckpt.get('path', where)} was distilled from teacher '{theirs.get('name')}', "
+            f"not from the current teacher '{identity.get('name')}'. Differences: " + "; ".join(diff)
+        )
+
+
+def build_student(ckpt: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild the student network from a checkpoint and load its weights (eval mode)."""
+    from hydra.utils import instantiate
+
+    student = instantiate(ckpt["config"]["student"])
+    student.load_state_dict(ckpt["state_dict"])
+    return student.eval()
+
+
+def build_teacher(ckpt: dict[str, Any]):
+    from hydra.utils import instantiate
+
+    return instantiate(ckpt["config"]["teacher"])
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
