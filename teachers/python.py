@@ -332,7 +332,9 @@ class PythonTeacher:
 
     def _call_numpy(self, images: torch.Tensor) -> torch.Tensor:
         arr = images.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).numpy()  # [B,H,W,3]
-        arr = self._to_range(np.ascontiguousarray(arr))  # a copy: the function may write into it
+        # Always a copy: the function may write into it. (ascontiguousarray is no copy when the batch is
+        # channels-last in memory, as the pair stream's crops are, and an in-place edit then reached x.)
+        arr = self._to_range(np.array(arr, dtype=np.float32, order="C", copy=True))
         if self.batched:
             outs = self._as_numpy(self.fn(arr, **self.user_params))
             self._check_shape(outs.shape, arr.shape, "BxHxWx3", channel_axis=3)

@@ -127,10 +127,14 @@ def apply_augment(linear: np.ndarray, aug: Augment, size) -> np.ndarray:
 
 
 def run_teacher(teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y) for a batch in the teacher's input space; teachers whose student input differs use make_pair."""
+    """(x, y) for a batch in the teacher's input space; teachers whose student input differs use make_pair.
+
+    The teacher gets a copy: one that writes into its argument would otherwise turn the pair's input into
+    its output (an identity pair: loss 0, "inf dB"). The pair keeps ``x`` as it was before the teacher ran.
+    """
     if hasattr(teacher, "make_pair"):
-        return teacher.make_pair(x)
-    return x, teacher(x)
+        return teacher.make_pair(x.clone())
+    return x, teacher(x.clone())
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, teacher, what: str) -> None:

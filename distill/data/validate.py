@@ -150,8 +150,17 @@ def validate_teacher(teacher, probe=None, size: int = 64) -> ValidationReport:
     if torch.allclose(y1, x, atol=1e-6, rtol=0):
         report.warnings.append("it returns its input unchanged (identity); is that intended?")
 
-    # Second call on an identical input: a teacher must be a function of its input.
-    y2 = _call(lambda: teacher(x_keep.clone()), who, "calling it a second time")
+    # Second call on an identical input: a teacher must be a function of its input. This one is handed over
+    # channels-last in memory, as the pair stream's crops are (HxWx3 arrays permuted to [B,3,H,W]): a NumPy
+    # view of such a batch is contiguous, so code that writes into "its copy" writes into the caller's tensor
+    # there and only there; and a teacher whose result depends on the memory layout shows it here.
+    x2 = x_keep.clone().contiguous(memory_format=torch.channels_last)
+    y2 = _call(lambda: teacher(x2), who, "calling it a second time")
+    if not torch.equal(x2, x_keep):
+        raise TeacherValidationError(f"teacher '{who}' modifies its input tensor in place when the batch is "
+                                     f"channels-last in memory, as the pair stream hands it over (a NumPy view "
+                                     f"of it, e.g. np.ascontiguousarray, is no copy there); it must return a new "
+                                     f"tensor (the same input is shown to the student)")
     _check_output(y2, x, teacher.output_space, who, "second output", [])  # its warnings repeat the first's
     report.max_repeat_diff = float((y1 - y2).abs().max())
     if not report.max_repeat_diff <= REPEAT_TOL:

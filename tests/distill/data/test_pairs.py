@@ -195,3 +195,46 @@ def test_rectangular_crop_sizes_make_rectangular_pairs(tmp_path):
         PairDataset(_source(), t, crop_size="16by24")
     with pytest.raises(ValueError, match="distinct"):
         PairDataset(_source(), t, crop_size=["16x24", "16X24"])
+
+
+def _gamma_in_place(img):
+    img **= 0.8  # edits its argument, as careless NumPy code does
+    return img
+
+
+@pytest.mark.parametrize("space", ["srgb", "linear", "hdr"])
+def test_pair_keeps_the_input_as_it_was_before_a_teacher_that_edits_it(space, tmp_path):
+    # The pair stream hands over crops in channels-last memory (HxWx3 arrays permuted), where a NumPy view
+    # of the batch is already contiguous: a teacher writing into it used to turn x into y (identity pairs,
+    # loss 0, "inf dB", a passing report).
+    from distill.core.color import to_space
+    from distill.data.pairs import image_pair
+    from teachers.python import PythonTeacher
+
+    src = _source(1)
+    t = PythonTeacher(_gamma_in_place, name="inplace", input_space=space, output_space=space)
+    ds = PairDataset(src, t, crop_size=24, crops_per_image=2, cache_dir=tmp_path)
+    x, y = ds[0]
+    want = to_space(torch.from_numpy(apply_augment(src[0].linear, ds.augment_for(0), 24)).permute(2, 0, 1)[None],
+                    space)[0]
+    assert torch.equal(x, want)
+    assert float((x - y).abs().max()) > 1e-3
+    cx, cy = ds.cache.load(src[0].content_hash(), ds.augment_for(0).key())  # the cache holds the same
+    assert np.abs(cx - want.numpy()).max() < 2e-3 and np.abs(cx - cy).max() > 1e-3
+    xi, yi = image_pair(t, src[0].linear)  # whole images (validation, reports) too
+    assert torch.equal(xi, to_space(torch.from_numpy(src[0].linear).permute(2, 0, 1)[None], space))
+    assert float((xi - yi).abs().max()) > 1e-3
+
+
+def test_pair_input_is_kept_even_for_a_protocol_teacher_that_writes_into_its_argument():
+    class Raw:
+        name, input_space, output_space = "raw_inplace", "srgb", "srgb"
+
+        def params(self):
+            return {}
+
+        def __call__(self, images):
+            return images.mul_(0.5)
+
+    x, y = PairDataset(_source(1), Raw(), crop_size=24, crops_per_image=1)[0]
+    assert torch.allclose(y, x * 0.5)

@@ -153,3 +153,26 @@ def test_command_teacher_validates():
     with pytest.warns(UserWarning, match="identity"):
         rep = validate_teacher(CommandTeacher("cp {in} {out}", ext="tif", bit_depth=32), size=16)
     assert rep.max_repeat_diff == 0.0 and any("identity" in w for w in rep.warnings)
+
+
+def test_teacher_that_edits_its_input_only_in_the_pair_streams_layout_is_caught():
+    # The pair stream hands over channels-last tensors (HxWx3 arrays permuted to [B,3,H,W]); a NumPy
+    # adapter that views them with ascontiguousarray gets the caller's memory there, and only there.
+    def numpy_view_gamma(images):
+        arr = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())  # a view when channels-last
+        arr **= 0.8
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+    _fails(Raw(numpy_view_gamma, name="view_inplace"), "in place")
+
+
+def test_python_teacher_whose_function_edits_its_argument_is_harmless_and_passes():
+    def gamma_in_place(img):
+        img **= 0.8
+        return img
+
+    validate_teacher(PythonTeacher(gamma_in_place, name="g"), size=32)
+    x = make_probe("srgb", 32).contiguous(memory_format=torch.channels_last)
+    keep = x.clone()
+    y = PythonTeacher(gamma_in_place, name="g")(x)
+    assert torch.equal(x, keep) and torch.allclose(y, keep ** 0.8)
