@@ -48,6 +48,86 @@ class TeacherValidationError(ValueError):
     """A teacher failed a check on the probe image; the message names the teacher and what is wrong."""
 
 
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and what is allowed."""
+
+
+# ---- the config, before anything runs ---------------------------------------------------------------------
+
+def _int_at_least(value, key: str, lo: int, allow_null: bool = False):
+    if value is None and allow_null:
+        return None
+    ok = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+    if not ok or int(value) < lo:
+        raise ConfigError(f"{key}={value!r}: must be an integer >= {lo}" + (" (or null)" if allow_null else ""))
+    return int(value)
+
+
+def _number(value, key: str, lo: float | None = None, hi: float | None = None, allow_null: bool = False,
+            hi_open: bool = False, what: str | None = None):
+    if value is None and allow_null:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
+            (lo is not None and value < lo) or (hi is not None and (value >= hi if hi_open else value > hi)):
+        raise ConfigError(f"{key}={value!r}: must be " + (what or f"a number in [{lo}, {hi}{')' if hi_open else ']'}"))
+    return float(value)
+
+
+def check_pairs_config(pc: dict, prefix: str = "data.pairs") -> None:
+    """The pair stream's settings (``data.pairs``), checked before any teacher or image is touched."""
+    from distill.data.pairs import crop_shape
+
+    _int_at_least(pc.get("crops_per_image", 16), f"{prefix}.crops_per_image", 1)
+    size = pc.get("crop_size", 384)
+    sizes = [size] if isinstance(size, (int, float, str)) else list(size or [])
+    if not sizes:
+        raise ConfigError(f"{prefix}.crop_size={size!r}: give a side (256), HEIGHTxWIDTH ('192x256') or a list")
+    for v in sizes:
+        try:
+            h, w = crop_shape(v)
+        except ValueError:
+            raise ConfigError(f"{prefix}.crop_size={size!r}: {v!r} is neither a side (256) nor HEIGHTxWIDTH "
+                              f"('192x256')") from None
+        if min(h, w) < 16:
+            raise ConfigError(f"{prefix}.crop_size={size!r}: crops must be at least 16 pixels on a side")
+    sr = pc.get("scale_range")
+    if sr is not None:
+        if len(list(sr)) != 2 or not all(isinstance(v, (int, float)) for v in sr) or not 0 < sr[0] <= sr[1] <= 1:
+            raise ConfigError(f"{prefix}.scale_range={list(sr)!r}: must be [lo, hi] with 0 < lo <= hi <= 1 "
+                              f"(fractions of the short side)")
+    for key in ("exposure_stops", "tint_stops"):
+        if pc.get(key) is not None:
+            _number(pc[key], f"{prefix}.{key}", lo=0.0, what="a number of stops >= 0")
+
+
+def check_train_config(cfg) -> None:
+    """Every ``train.*`` and ``data.pairs.*`` value ``distill.train.loop.train`` uses, checked before the
+    teacher is built or validated and before anything is written: a bad value costs a second, not a run
+    (or a trained checkpoint). Raises ``ConfigError`` naming the key."""
+    from omegaconf import OmegaConf
+
+    tc = cfg.train
+    _int_at_least(tc.get("steps"), "train.steps", 1)
+    _int_at_least(tc.get("batch_size"), "train.batch_size", 1)
+    for key in ("log_every", "val_every", "ckpt_every"):
+        _int_at_least(tc.get(key), f"train.{key}", 1)
+    _int_at_least(tc.get("num_workers", 0), "train.num_workers", 0)
+    _int_at_least(tc.get("threads"), "train.threads", 1, allow_null=True)
+    _int_at_least(tc.get("pixels_per_crop"), "train.pixels_per_crop", 0, allow_null=True)
+    loss = tc.get("loss", "l2")
+    if loss not in ("l2", "l1", "smooth_l1"):
+        raise ConfigError(f"train.loss={loss!r}: must be one of l2, l1, smooth_l1")
+    sched = tc.get("lr_schedule")
+    if sched not in (None, "none", "cosine"):
+        raise ConfigError(f"train.lr_schedule={sched!r}: must be one of none, cosine (or null)")
+    _number(tc.get("ema_decay"), "train.ema_decay", 0.0, 1.0, allow_null=True, hi_open=True)
+    lr = tc.optimizer.get("lr") if tc.get("optimizer") is not None else None
+    if lr is not None and (_number(lr, "train.optimizer.lr", lo=0.0, what="a positive learning rate") or 0) <= 0:
+        raise ConfigError(f"train.optimizer.lr={lr!r}: must be a positive learning rate")
+    if cfg.get("data") is not None and cfg.data.get("pairs") is not None:
+        check_pairs_config(OmegaConf.to_container(cfg.data.pairs, resolve=True))
+
+
 @dataclass
 class ValidationReport:
     """What the probe showed; ``str(report)`` is one line for the log."""

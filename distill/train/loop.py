@@ -24,6 +24,7 @@ from distill.core.atomic import atomic_write_json, atomic_write_text
 from distill.train.checkpoint import check_teacher, load_checkpoint, save_checkpoint
 from distill.core.io import downscale_max_side
 from distill.data.pairs import PairDataset, StepBatchSampler, image_pair, worker_init
+from distill.data.validate import ConfigError, check_train_config
 from distill.eval.plots import curves_png
 from distill.core.protocols import teacher_identity
 from students.hdrnet import gather_pixels
@@ -138,17 +139,43 @@ def _resume_path(resume, out_dir: Path) -> Path | None:
         return None
     if resume is True or resume == "true":
         p = out_dir / "checkpoints" / "last.pt"
-        return p if p.exists() else None
+        if not p.exists():
+            log.warning("train.resume=true, but %s holds no checkpoint (no %s): starting from step 0", out_dir, p)
+            return None
+        return p
     return Path(str(resume))
+
+
+def _existing_checkpoint_problem(out_dir: Path, resume_from: Path | None, overwrite: bool) -> str | None:
+    """Why this run must not start in ``out_dir``, or None: a run that does not resume from the folder's own
+    ``last.pt`` would write its first checkpoint (an earlier step, or another run's) over it."""
+    last = out_dir / "checkpoints" / "last.pt"
+    if overwrite or not last.exists():
+        return None
+    if resume_from is not None and Path(resume_from).resolve() == last.resolve():
+        return None
+    try:
+        step = f"step {int(load_checkpoint(last)['step'])}"
+    except Exception:  # noqa: BLE001 - unreadable: still not ours to destroy
+        step = "an unreadable step"
+    return (f"{out_dir} already holds a checkpoint at {step} ({last}); this run would write over it. Continue "
+            f"it with train.resume=true, train into a new hydra.run.dir, or set +train.overwrite=true to replace it")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Distill ``cfg.teacher`` into ``cfg.student``. Returns a summary dict (also written to summary.json)."""
+    check_train_config(cfg)  # every bad value refused here: before the teacher runs and before any write
+    tc = cfg.train
     ctx = dist.init(resolve_device(cfg.device))  # under torchrun: join the process group; alone: a no-op
     out_dir = Path(ctx.broadcast(str(cfg.out_dir)))  # rank 0's folder; only rank 0 writes files
+    resume_from = _resume_path(tc.resume, out_dir) if ctx.is_main else None
+    problem = ctx.broadcast(_existing_checkpoint_problem(out_dir, resume_from, bool(tc.get("overwrite", False)))
+                            if ctx.is_main else None)
+    if problem:
+        ctx.close()
+        raise ConfigError(problem)
     if ctx.is_main:
         (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    tc = cfg.train
     if tc.threads:
         torch.set_num_threads(int(tc.threads))
     seed_everything(int(cfg.seed))
@@ -167,7 +194,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loss_fn = LOSSES[tc.loss]
 
     start_step, history = 0, []
-    ckpt_path = ctx.broadcast(_resume_path(tc.resume, out_dir))
+    ckpt_path = ctx.broadcast(resume_from)
     if ckpt_path is not None:
         ckpt = ctx.broadcast(load_checkpoint(ckpt_path) if ctx.is_main else None)
         check_teacher(ckpt, identity)

@@ -160,3 +160,57 @@ def test_missing_or_foreign_checkpoint_errors(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(tmp_path / "x.pt")
+
+
+# ---- hostile configs (issue 30, items 2 and 8): refused before anything runs or is written ------------------
+
+def _snapshot(d: Path) -> dict:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("steps", [-5, 0])
+@pytest.mark.parametrize("resume", ["false", "true"])
+def test_a_bad_step_count_leaves_a_trained_run_untouched(tmp_path, steps, resume):
+    from distill.data.validate import ConfigError
+
+    train(_cfg(tmp_path, "train.steps=3"))
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError, match=rf"train\.steps.*{steps}"):
+        train(_cfg(tmp_path, f"train.steps={steps}", f"train.resume={resume}"))
+    assert _snapshot(tmp_path) == before  # last.pt, history.csv, summary.json: byte for byte
+
+
+def test_a_fresh_run_never_overwrites_a_later_checkpoint_without_the_flag(tmp_path):
+    from distill.data.validate import ConfigError
+
+    train(_cfg(tmp_path, "train.steps=4"))
+    before = _snapshot(tmp_path)
+    for steps in (2, 6):  # a shorter run would replace step 4 with step 2; a longer one writes step 3 first
+        with pytest.raises(ConfigError, match=r"step 4.*train\.resume=true.*train\.overwrite=true"):
+            train(_cfg(tmp_path, f"train.steps={steps}"))
+        assert _snapshot(tmp_path) == before
+    assert train(_cfg(tmp_path, "train.steps=6", "train.resume=true"))["steps"] == 6  # resuming is fine
+    assert train(_cfg(tmp_path, "train.steps=2", "+train.overwrite=true"))["steps"] == 2  # and so is the flag
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 2
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.batch_size=0", "train.batch_size"), ("train.val_every=0", "train.val_every"),
+    ("train.ckpt_every=0", "train.ckpt_every"), ("train.log_every=0", "train.log_every"),
+    ("data.pairs.crops_per_image=0", "data.pairs.crops_per_image"), ("train.loss=l3", "train.loss"),
+    ("train.lr_schedule=linear", "train.lr_schedule"), ("train.num_workers=-1", "train.num_workers"),
+    ("train.ema_decay=1.5", "train.ema_decay"), ("train.pixels_per_crop=-3", "train.pixels_per_crop"),
+    ("data.pairs.crop_size=8", "data.pairs.crop_size"), ("data.pairs.crop_size=abc", "data.pairs.crop_size"),
+    ("train.steps=2.5", "train.steps"), ("train.batch_size=two", "train.batch_size"),
+])
+def test_config_errors_are_refused_first_with_the_key_named(tmp_path, monkeypatch, override, key):
+    import distill.data.validate as validate
+    from distill.data.validate import ConfigError
+
+    def never(*a, **k):
+        raise AssertionError("the teacher was validated before the config was")
+
+    monkeypatch.setattr(validate, "validate_teacher", never)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        train(_cfg(tmp_path / "run", "train.steps=3", override))
+    assert not (tmp_path / "run").exists()  # nothing written
