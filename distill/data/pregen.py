@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from distill.data.pairs import PairDataset, worker_init
+from distill.data.validate import ConfigError, check_pairs_config
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,31 @@ class _Fill(Dataset):
 
 def shard_of(pregen) -> tuple[int, int]:
     """(shard, num_shards): from the config, else from torchrun's RANK / WORLD_SIZE, else (0, 1)."""
-    n = pregen.get("num_shards") or int(os.environ.get("WORLD_SIZE", 1))
+    n = pregen.get("num_shards")
+    n = int(os.environ.get("WORLD_SIZE", 1)) if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"pregen.num_shards={n!r}: must be an integer >= 1 (or null: torchrun's WORLD_SIZE, else 1)")
     k = pregen.get("shard")
-    k = int(os.environ.get("RANK", 0)) if k is None else int(k)
-    if not 0 <= k < n:
-        raise ValueError(f"pregen.shard={k} must be in 0..{n - 1} (pregen.num_shards={n})")
+    k = int(os.environ.get("RANK", 0)) if k is None else k
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n:
+        raise ConfigError(f"pregen.shard={k!r} must be an integer in 0..{n - 1} (pregen.num_shards={n})")
     return k, int(n)
 
 
 def run(cfg: DictConfig) -> dict:
     pc = OmegaConf.to_container(cfg.data.pairs, resolve=True)
     if not pc.get("cache_dir"):
-        raise SystemExit("hdr-distill pairs: data.pairs.cache_dir is null, so there is nothing to fill; "
-                         "set data.pairs.cache_dir=<folder>")
+        raise ConfigError("data.pairs.cache_dir is null, so there is nothing to fill; "
+                          "set data.pairs.cache_dir=<folder>")
+    # The whole config first: a bad value costs a second, not the teacher's start-up or a partial fill.
+    check_pairs_config(pc)
+    shard, n = shard_of(cfg.pregen)
+    workers = cfg.pregen.get("workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"pregen.workers={workers!r}: must be an integer >= 0")
     teacher = instantiate(cfg.teacher)
     pairs = PairDataset(instantiate(cfg.data.train), teacher, seed=int(cfg.seed), **pc)
-    shard, n = shard_of(cfg.pregen)
     indices = list(range(shard, len(pairs), n))
-    workers = int(cfg.pregen.workers)
     loader = DataLoader(_Fill(pairs, indices), batch_size=None, num_workers=workers,
                         worker_init_fn=worker_init if workers else None,
                         multiprocessing_context="spawn" if workers else None)

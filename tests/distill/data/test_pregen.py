@@ -9,6 +9,7 @@ from omegaconf import OmegaConf, open_dict
 from distill.cli import CONF_DIR
 from distill.data.pairs import PairDataset
 from distill.data.pregen import run
+from distill.data.validate import ConfigError
 
 OVR = ["teacher=gamma", "data.train.names=[astronaut,chelsea]", "data.train.include_grey=false",
        "data.pairs.crop_size=32", "data.pairs.crops_per_image=3", "pregen.workers=0", "pregen.progress=false"]
@@ -39,7 +40,18 @@ def test_two_shards_fill_every_pair_once_and_training_reads_them(tmp_path):
 
 
 def test_no_cache_dir_and_bad_shard_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match="cache_dir is null"):
+    with pytest.raises(ConfigError, match="cache_dir is null"):
         run(_cfg(tmp_path / "c", "data.pairs.cache_dir=null"))
-    with pytest.raises(ValueError, match="pregen.shard=2"):
+    with pytest.raises(ConfigError, match="pregen.shard=2"):
         run(_cfg(tmp_path / "c", "pregen.shard=2", "pregen.num_shards=2"))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.pairs.crops_per_image=0", "data.pairs.crops_per_image"), ("data.pairs.crop_size=4", "data.pairs.crop_size"),
+    ("pregen.workers=-1", "pregen.workers"), ("pregen.num_shards=0", "pregen.num_shards"),
+])
+def test_config_errors_come_before_the_teacher_is_built(tmp_path, override, key):
+    # teacher.gamma=oops would fail when the teacher is built: the config error must be reported first
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        run(_cfg(tmp_path / "c", override, "teacher._target_=no.such.Teacher"))
+    assert not (tmp_path / "c").exists()
