@@ -34,6 +34,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -197,6 +198,65 @@ def _package_version(fn: Callable) -> str | None:
     return getattr(mod, "__version__", None) if mod is not None else None
 
 
+class PythonTeacherError(RuntimeError):
+    """The user's function hung past its timeout; the message names the teacher and the limit."""
+
+
+class _Alarm(BaseException):
+    """Raised into the function by SIGALRM; a BaseException so that the user's ``except Exception`` cannot
+    swallow it."""
+
+
+def call_with_timeout(fn: Callable, timeout: float | None, who: str, what: str):
+    """``fn()``, stopped after ``timeout`` seconds (None: no limit) with ``PythonTeacherError``.
+
+    On the main thread of a POSIX process (the training process, and each DataLoader worker) a SIGALRM
+    interrupts the function itself. Elsewhere the call runs in a daemon thread that is abandoned when the
+    time is up (Python cannot stop a thread; a daemon one does not keep the process alive).
+    """
+    if timeout is None:
+        return fn()
+
+    def late() -> PythonTeacherError:
+        return PythonTeacherError(f"teacher '{who}': the function took longer than {timeout:g} s on {what} and was "
+                                  f"stopped; raise teacher.timeout if it is just slow, or teacher.timeout=null for "
+                                  f"no limit")
+
+    import threading
+
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        def on_alarm(signum, frame):
+            raise _Alarm()
+
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                return fn()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Alarm:
+            raise late() from None
+        finally:
+            signal.signal(signal.SIGALRM, old)
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["out"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["err"] = e
+
+    th = threading.Thread(target=target, name=f"teacher-{who}", daemon=True)
+    th.start()
+    th.join(timeout)
+    if th.is_alive():
+        raise late()
+    if "err" in box:
+        raise box["err"]
+    return box["out"]
+
+
 class PythonTeacher:
     """Adapter: a plain Python callable becomes a Teacher (``[B,3,H,W]`` float32 torch in and out).
 
@@ -215,6 +275,8 @@ class PythonTeacher:
         dtype: input dtype handed to the function: ``"float32"``, ``"uint8"`` or ``"uint16"``;
             default: uint8 for ``value_range=(0, 255)``, uint16 for ``(0, 65535)``, else float32.
         params: keyword arguments passed to ``fn`` on every call; they are part of the identity.
+        timeout: seconds one call (one batch) may take before it is stopped with ``PythonTeacherError``
+            (default 600; None: no limit). Not part of the identity: it does not change the output.
 
     Any of these left as None takes the value declared with ``@teacher(...)`` on the function, else the
     default (srgb, srgb, hwc, unbatched, (0, 1)).
@@ -228,7 +290,7 @@ class PythonTeacher:
     def __init__(self, fn: Callable | str, name: str | None = None, input_space: str | None = None,
                  output_space: str | None = None, layout: str | None = None, batched: bool | None = None,
                  value_range: tuple[float, float] | None = None, params: dict[str, Any] | None = None,
-                 dtype: str | None = None):
+                 dtype: str | None = None, timeout: float | None = 600.0):
         self.fn_spec = fn if isinstance(fn, str) else None
         self.fn = self._resolve(fn)
         decl = dict(getattr(self.fn, "__teacher__", {}) or {})
@@ -246,6 +308,10 @@ class PythonTeacher:
         self.value_range = (lo, hi)
         self.dtype = str(cfg.get("dtype") or {(0.0, 255.0): "uint8", (0.0, 65535.0): "uint16"}.get(
             self.value_range, "float32"))
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ValueError(f"teacher '{self.name}': timeout must be > 0 seconds (or null: no limit), got {timeout!r}")
+        self.timeout = None if timeout is None else float(timeout)
         if self.dtype not in ("float32", *_INT_DTYPES):
             raise ValueError(f"teacher '{self.name}': dtype must be float32, uint8 or uint16, got '{self.dtype}'")
         if self.dtype in _INT_DTYPES and self.input_space == "hdr":
@@ -314,10 +380,13 @@ class PythonTeacher:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """``[B,3,H,W]`` float32 in the input space -> ``[B,3,H,W]`` float32 in the output space."""
         check_images(images, f"teacher '{self.name}'")
-        with torch.no_grad():
-            if self.layout == "bchw":
-                return self._call_torch(images)
-            return self._call_numpy(images)
+
+        def call():
+            with torch.no_grad():
+                return self._call_torch(images) if self.layout == "bchw" else self._call_numpy(images)
+
+        what = "a {}x{}x{} batch".format(images.shape[0], *images.shape[2:])
+        return call_with_timeout(call, getattr(self, "timeout", None), self.name, what)
 
     def _call_torch(self, images: torch.Tensor) -> torch.Tensor:
         x = self._to_range(images.detach().to(torch.float32).clone())

@@ -137,11 +137,33 @@ def run_teacher(teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x, teacher(x.clone())
 
 
+class PairError(ValueError):
+    """A teacher's result for one pair is unusable (shape, NaN/Inf, value range); the message names the
+    teacher, the crop and the image."""
+
+
 def _check_pair(x: torch.Tensor, y: torch.Tensor, teacher, what: str) -> None:
+    """Shape, finiteness and value range of every pair (validation saw only a 64x64 probe): a min and a max,
+    cheap beside any teacher. Ranges as ``distill.data.validate``: LDR outputs in [-slack, 1 + slack],
+    ``hdr`` outputs >= -slack."""
+    from distill.data.validate import RANGE_SLACK
+
+    name = getattr(teacher, "name", type(teacher).__name__)
+    if not isinstance(y, torch.Tensor):
+        raise PairError(f"teacher '{name}' returned a {type(y).__name__} for {what}, not a torch.Tensor")
     if y.shape != x.shape:
-        raise ValueError(f"teacher '{teacher.name}' returned shape {tuple(y.shape)} for {what} of shape {tuple(x.shape)}")
-    if not torch.isfinite(y).all():
-        raise ValueError(f"teacher '{teacher.name}' returned NaN/Inf for {what}; refusing to train on it")
+        raise PairError(f"teacher '{name}' returned shape {tuple(y.shape)} for {what} of shape {tuple(x.shape)}")
+    for t, role in ((x, "input (make_pair's x)"), (y, "output")):
+        if not torch.isfinite(t).all():
+            raise PairError(f"teacher '{name}' returned NaN/Inf in its {role} for {what}; refusing to train on it")
+    lo, hi = (float(v) for v in torch.aminmax(y.detach()))
+    space = getattr(teacher, "output_space", "srgb")
+    if lo < -RANGE_SLACK or (space != "hdr" and hi > 1 + RANGE_SLACK):
+        allowed = f">= {-RANGE_SLACK:g}" if space == "hdr" else f"[0, 1] (+-{RANGE_SLACK:g})"
+        hint = (" It looks like 0..255 values declared as 0..1: set the teacher's value range (teacher.value_range="
+                "[0,255] for a Python teacher)." if 100 < hi <= 255 * (1 + RANGE_SLACK) else "")
+        raise PairError(f"teacher '{name}' returned values in [{lo:.4g}, {hi:.4g}] for {what}; its output_space "
+                        f"'{space}' allows {allowed}. Stopped rather than train on it.{hint}")
 
 
 class PairCache:

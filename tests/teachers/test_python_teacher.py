@@ -255,3 +255,30 @@ def test_hydra_instantiate_from_yaml():
     x = _batch()
     assert isinstance(t, PythonTeacher) and torch.allclose(t(x), x.sqrt())
     assert t.params()["version"] == np.__version__
+
+
+def _spin(img):
+    while True:  # a hung user function
+        pass
+
+
+def test_a_hung_function_is_stopped_after_the_timeout_with_a_clear_error():
+    import threading
+
+    from teachers.python import PythonTeacherError
+
+    t = PythonTeacher(_spin, name="spin", timeout=0.3)
+    with pytest.raises(PythonTeacherError, match=r"teacher 'spin'.*0\.3 s.*teacher\.timeout"):
+        t(_batch())
+    # off the main thread (no SIGALRM there) the call is abandoned in a daemon thread, with the same error
+    err = []
+    th = threading.Thread(target=lambda: err.append(pytest.raises(PythonTeacherError, t, _batch())))
+    th.start()
+    th.join(10)
+    assert not th.is_alive() and err
+    # a quick function is unaffected, and the timeout is not part of the identity
+    fast = PythonTeacher(swap_rb, name="s", timeout=5)
+    assert torch.equal(fast(_batch()), PythonTeacher(swap_rb, name="s")(_batch()))
+    assert fast.params() == PythonTeacher(swap_rb, name="s").params()
+    with pytest.raises(ValueError, match="timeout"):
+        PythonTeacher(swap_rb, timeout=0)

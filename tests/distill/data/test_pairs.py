@@ -238,3 +238,39 @@ def test_pair_input_is_kept_even_for_a_protocol_teacher_that_writes_into_its_arg
 
     x, y = PairDataset(_source(1), Raw(), crop_size=24, crops_per_image=1)[0]
     assert torch.allclose(y, x * 0.5)
+
+
+class _Scaled(GammaCurve):
+    """Passes the 64x64 probe (output in [0, 1] there), returns 0..255 on anything larger: a real crop."""
+
+    def __init__(self, scale=255.0, space="srgb"):
+        super().__init__()
+        self.scale, self.output_space = scale, space
+
+    def __call__(self, images):
+        y = super().__call__(images)
+        return y * self.scale if images.shape[-1] > 64 or images.shape[-2] > 64 else y
+
+
+def test_every_pair_is_range_checked_and_the_stop_names_the_teacher_and_the_range():
+    from distill.data.pairs import image_pair
+
+    src = _source(1, 80, 100)
+    with pytest.raises(ValueError, match=r"teacher 'gamma_curve'.*values in \[.*, 2\d\d.*\] for crop .* of image 'img0'.*'srgb'.*0\.\.255"):
+        PairDataset(src, _Scaled(), crop_size=72, crops_per_image=1)[0]
+    with pytest.raises(ValueError, match=r"teacher 'gamma_curve'.*values in \[.*, 2\d\d.*\] for a whole image"):
+        image_pair(_Scaled(), src[0].linear)
+    with pytest.raises(ValueError, match=r"teacher 'gamma_curve'.*values in \[-1\.99.*'hdr' allows >= -0.05"):
+        PairDataset(src, _Scaled(-2.0, "hdr"), crop_size=72, crops_per_image=1)[0]
+    # hdr outputs may be large; LDR outputs within the validation slack pass as they are
+    assert float(PairDataset(src, _Scaled(60.0, "hdr"), crop_size=72, crops_per_image=1)[0][1].max()) > 1
+    assert float(PairDataset(src, _Scaled(1.04), crop_size=72, crops_per_image=1)[0][1].max()) > 1
+
+
+def test_make_pair_input_is_checked_for_nan_too():
+    class Paired(GammaCurve):
+        def make_pair(self, images):
+            return images * float("nan"), images
+
+    with pytest.raises(ValueError, match="NaN"):
+        PairDataset(_source(), Paired(), crop_size=16, crops_per_image=1)[0]
