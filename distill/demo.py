@@ -35,7 +35,7 @@ def _set_aside_if_other_settings(train_dir: Path, ckpt: Path) -> None:
     from distill.train.loop import config_mismatch
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=demo", f"hydra.run.dir={train_dir}"])
+        cfg = compose("config", overrides=["experiment=local_laplacian/demo", f"hydra.run.dir={train_dir}"])
     saved = load_checkpoint(ckpt).get("config", {})
     current = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "student")}
     diffs = config_mismatch(saved, current)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = [f"train.steps={a.steps}"] if a.steps else []
     _set_aside_if_other_settings(train_dir, ckpt)
     step("1/3 distill the local Laplacian teacher (detail enhancement) on the embedded photos",
-         ["train", "experiment=demo", "train.resume=true", f"hydra.run.dir={train_dir}", *extra])
+         ["train", "experiment=local_laplacian/demo", "train.resume=true", f"hydra.run.dir={train_dir}", *extra])
     step("2/3 time student vs teacher at 1080p (same process, same threads)",
          ["bench", f"checkpoint={ckpt}", "teachers=[local_laplacian]", "sizes=[1080p]", "memory=false",
           "repeats=10", f"hydra.run.dir={bench_dir}"])

@@ -76,12 +76,12 @@ def test_the_photo_configs_compose():
     from distill.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        ll = compose("config", overrides=["experiment=ll_photos"])
-        hdr = compose("config", overrides=["experiment=ll_tone", "data=synthetic_hdr_photos"])
-        tone = compose("config", overrides=["experiment=ll_tone_photos"])
-        detail = compose("config", overrides=["experiment=ll_detail_photos"])
-        durand = compose("config", overrides=["experiment=tonemap_durand_photos"])
-        robust = compose("config", overrides=["experiment=tonemap_durand_robust", "data=synthetic_hdr_photos"])
+        ll = compose("config", overrides=["experiment=local_laplacian/photos"])
+        hdr = compose("config", overrides=["experiment=local_laplacian_tone/embedded", "data=synthetic_hdr_photos"])
+        tone = compose("config", overrides=["experiment=local_laplacian_tone/photos"])
+        detail = compose("config", overrides=["experiment=local_laplacian/photos_detail"])
+        durand = compose("config", overrides=["experiment=durand_robust/photos"])
+        robust = compose("config", overrides=["experiment=durand_robust/embedded", "data=synthetic_hdr_photos"])
     assert tone.data.train.base_source.sources[1].paths == ".cache/photos" and tone.data.pairs.crop_size == 320
     assert tone.student.white_percentile == 99.5 and tone.train.steps == 4000 and tone.student.stats_bins == 16
     assert tone.teacher._target_.endswith("LocalLaplacian") and tone.teacher.domain == "log"
