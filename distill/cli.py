@@ -31,7 +31,7 @@ COMMANDS = {
 def _groups() -> str:
     lines = []
     for group in sorted(p for p in Path(CONF_DIR).iterdir() if p.is_dir() and not p.name.startswith(("_", "hydra"))):
-        opts = sorted(f.stem for f in group.glob("*.yaml"))
+        opts = sorted(f.relative_to(group).with_suffix("").as_posix() for f in group.rglob("*.yaml"))
         lines.append(f"  {group.name + '/':<12} {', '.join(opts)}")
     return "\n".join(lines)
 
