@@ -194,7 +194,8 @@ class CommandTeacher:
 
     def run_one(self, img: np.ndarray) -> np.ndarray:
         """One ``HxWx3`` float32 image through the program -> ``HxWx3`` float32."""
-        with tempfile.TemporaryDirectory(prefix="hdr-distill-cmd-") as tmp:
+        root = _shell_safe_tmp_root(self.name) if self.shell else None
+        with tempfile.TemporaryDirectory(prefix="hdr-distill-cmd-", dir=root) as tmp:
             src, dst = os.path.join(tmp, f"in.{self.ext}"), os.path.join(tmp, f"out.{self.out_ext}")
             write_image(src, img, self.bit_depth)
             cmdline = self._run(src, dst)
@@ -324,6 +325,23 @@ def _tail(data: bytes) -> str:
     lines = text.splitlines()[-_TAIL_LINES:]
     text = "\n".join(lines)[-_TAIL_CHARS:]
     return "\n".join("    " + ln for ln in text.splitlines())
+
+
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")  # what shlex.quote leaves as it is
+
+
+def _shell_safe_tmp_root(who: str) -> str:
+    """A temp root whose absolute path needs no quoting in ``/bin/sh``: ``TMPDIR`` when it is one, else
+    /tmp, /var/tmp or the current folder. A substituted path is then the same text whether the user's
+    command quotes the placeholder (``'{in}'``, ``"{in}"``) or not, so a TMPDIR like ``/x;touch X;`` can
+    never become shell code (``shlex.quote`` inside the user's own quotes would un-quote it)."""
+    for cand in (tempfile.gettempdir(), "/tmp", "/var/tmp", os.getcwd()):
+        path = os.path.abspath(cand)
+        if _SHELL_SAFE.fullmatch(path) and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK):
+            return path
+    raise CommandTeacherError(f"teacher '{who}': shell=True needs a temp folder whose path has only letters, digits "
+                              f"and _@%+=:,./- (TMPDIR is {tempfile.gettempdir()!r}; /tmp is not writable); set "
+                              f"TMPDIR to such a folder")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

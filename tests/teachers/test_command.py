@@ -177,3 +177,21 @@ def test_training_pairs_do_not_skip_a_failing_command(tmp_path):
     ds = PairDataset([Src()], CommandTeacher(cmd + " {in} {out}"), crop_size=16, crops_per_image=2)
     with pytest.raises(CommandTeacherError, match="exit code 2"):
         ds[0]
+
+
+@pytest.mark.parametrize("cmd", ["cat '{in}' > '{out}'", 'cat "{in}" > "{out}"', "cat {in} > {out}"])
+def test_shell_mode_is_not_injectable_through_the_temp_folder_name(tmp_path, monkeypatch, cmd):
+    import tempfile
+
+    evil = tmp_path / "a;touch X;b"
+    evil.mkdir()
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TMPDIR", str(evil))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    assert tempfile.gettempdir() == str(evil)
+    x = _batch(b=1)
+    y = CommandTeacher(cmd, shell=True)(x)
+    assert not (work / "X").exists() and not list(tmp_path.rglob("X"))  # nothing ran but cat
+    assert torch.allclose(y, torch.round(x * 65535) / 65535, atol=1e-7)
