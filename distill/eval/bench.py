@@ -8,6 +8,9 @@ through its torch path and its fused path (``students.fused.FastStudent``). Peak
 fresh subprocess per (method, size) as the growth of peak RSS (VmHWM, reset just before the call) over the
 process's RSS just before the call, with the input already in memory: i.e. the memory the method itself needs,
 its output included.
+
+bench.json's ``teacher_identity`` maps each timed teacher to ``teacher_identity(teacher)``, the dict a checkpoint
+records of the teacher it learned from: ``hdr-distill report`` picks its own teacher's rows by that identity.
 """
 from __future__ import annotations
 
@@ -27,8 +30,10 @@ import numpy as np
 import torch
 
 from distill.core.atomic import atomic_savefig, atomic_write_json, atomic_write_text
+from distill.core.protocols import teacher_identity
 
 log = logging.getLogger(__name__)
+# `teachers=[name, ...]` are conf/teacher/<name>.yaml here; bench.json records what each one is (its identity).
 CONF_TEACHERS = Path(__file__).resolve().parents[2] / "conf" / "teacher"
 NAMED_SIZES = {"1080p": (1080, 1920), "12MP": (3000, 4000)}
 
@@ -326,7 +331,9 @@ def run(cfg) -> dict:
                 res = measure_memory(m, spec, checkpoint, threads)
                 if res:
                     memory[f"{m}@{lab}"] = res
-    report = {"machine": machine_info(threads), "results": results, "memory": memory,
+    # The identity a checkpoint records of its teacher: report matches its teacher's rows by it.
+    identities = {name: teacher_identity(t) for name, t in teachers.items()}
+    report = {"machine": machine_info(threads), "results": results, "memory": memory, "teacher_identity": identities,
               "memory_method": "peak RSS growth of one call in a fresh subprocess, input already allocated, "
                                 "output included",
               "checkpoint": checkpoint}

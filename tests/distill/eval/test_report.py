@@ -22,6 +22,7 @@ from skimage import data
 from distill.eval import metrics as M
 from distill.eval import plots as P
 from distill.eval import report as R
+from distill.eval import report_examples, report_format, report_measure, report_render, report_speed
 from distill.train.checkpoint import CheckpointError, build_student, build_teacher, load_checkpoint, save_checkpoint
 from distill.cli import CONF_DIR
 from distill.data.pairs import image_pair
@@ -75,21 +76,29 @@ def report(ckpt_path, image_dir, tmp_path_factory):
     """One report with LPIPS on a random backbone (offline) and a bench.json that matches the teacher."""
     out = tmp_path_factory.mktemp("rep") / "report"
     bench = out.parent / "bench.json"
-    bench.write_text(json.dumps(_bench_json("gamma", {"1080p": (100.0, 5.0), "12MP": (500.0, 40.0)})))
+    ident = load_checkpoint(ckpt_path)["teacher"]
+    bench.write_text(json.dumps(_bench_json("gamma", {"1080p": (100.0, 5.0), "12MP": (500.0, 40.0)}, ident)))
     summary = R.run_report(ckpt_path, out, images=str(image_dir), max_side=64, bench=bench, crop_size=16,
                            gates={"psnr_min": 5.0, "psnr_worst_min": None, "speedup_min": 10.0},
                            lpips_metric=M.LPIPSMetric(pnet_rand=True), progress=False)
     return out, summary
 
 
-def _bench_json(teacher: str, times: dict[str, tuple[float, float]]) -> dict:
+REINHARD = {"name": "reinhard", "params": {"gamma": 1.0, "intensity": 0.0}, "input_space": "hdr", "output_space": "srgb"}
+
+
+def _bench_json(teacher: str, times: dict[str, tuple[float, float]], identity: dict | None) -> dict:
+    """A bench.json as `hdr-distill bench` writes it; identity None: an old one that records none."""
     results = []
     for size, (t_ms, s_ms) in times.items():
         for method, ms in ((teacher, t_ms), ("student (fused-cpp-avx2)", s_ms), ("student (torch)", 50 * s_ms)):
             results.append({"method": method, "size": size, "median_ms": ms, "min_ms": ms, "runs": 3,
                             "megapixels": 2.07 if size == "1080p" else 12.0})
     memory = {f"{teacher}@1080p": {"extra_mb": 300.0}, "student (fused-cpp-avx2)@1080p": {"extra_mb": 40.0}}
-    return {"machine": {"cpu": "test cpu", "threads": 2}, "results": results, "memory": memory}
+    out = {"machine": {"cpu": "test cpu", "threads": 2}, "results": results, "memory": memory}
+    if identity is not None:
+        out["teacher_identity"] = {teacher: identity}
+    return out
 
 
 def _strict_json(path: Path):
@@ -127,7 +136,7 @@ def test_numbers_in_html_equal_summary_json(report):
     keys = {k for k, _, _ in nums}
     assert {"headline.psnr_mean", "headline.psnr_worst", "headline.speedup", "metrics.ssim.mean"} <= keys
     for key, value, text in nums:
-        assert R._metric_value(summary, key) == value, key
+        assert report_format.metric_value(summary, key) == value, key
         if isinstance(value, float):
             decimals = len(text.split(".")[1]) if "." in text else 0
             assert abs(float(text) - value) <= 0.5 * 10 ** -decimals + 1e-12, (key, text, value)
@@ -276,7 +285,7 @@ def test_lpips_unavailable_is_stated_and_another_teachers_bench_is_not_used(ckpt
                                                                               monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps(_bench_json("reinhard", {"1080p": (100.0, 5.0)})))
+    bench.write_text(json.dumps(_bench_json("reinhard", {"1080p": (100.0, 5.0)}, REINHARD)))
     out = tmp_path / "rep"
     s = R.run_report(ckpt_path, out, images=[str(image_dir / "coffee.png")], max_side=32, crop_size=16,
                      bench=bench, progress=False)
@@ -301,31 +310,31 @@ def test_lpips_unavailable_is_stated_and_another_teachers_bench_is_not_used(ckpt
 
 def test_json_safe_and_fmt():
     obj = {"a": math.inf, "b": [-math.inf, math.nan, 1.5], "c": np.float32(2.0), "d": Path("x")}
-    assert R.json_safe(obj) == {"a": "inf", "b": ["-inf", None, 1.5], "c": 2.0, "d": "x"}
-    json.dumps(R.json_safe(obj), allow_nan=False)
-    assert R.fmt("psnr", math.inf) == "inf" and R.fmt("psnr", 33.456) == "33.46" and R.fmt("ssim", None) == "n/a"
+    assert report_format.json_safe(obj) == {"a": "inf", "b": ["-inf", None, 1.5], "c": 2.0, "d": "x"}
+    json.dumps(report_format.json_safe(obj), allow_nan=False)
+    assert report_format.fmt("psnr", math.inf) == "inf" and report_format.fmt("psnr", 33.456) == "33.46" and report_format.fmt("ssim", None) == "n/a"
 
 
 def test_evaluate_gates():
     stats = {"psnr": {"mean": 34.0, "worst": 30.0}}
     speed = {"min_speedup": 9.5, "rows": [{"size": "1080p"}, {"size": "12MP"}], "match": ""}
-    g = R.evaluate_gates(stats, speed, {"psnr_min": 33, "psnr_worst_min": 31, "speedup_min": 10})
+    g = report_measure.evaluate_gates(stats, speed, {"psnr_min": 33, "psnr_worst_min": 31, "speedup_min": 10})
     assert [x["status"] for x in g] == ["PASS", "FAIL", "FAIL"]
     assert g[2]["text"] == "speed-up 9.5x < 10x (smallest over 1080p, 12MP)"
-    g = R.evaluate_gates({"psnr": {"mean": math.inf, "worst": math.inf}}, None, {"psnr_min": 33, "speedup_min": 10})
+    g = report_measure.evaluate_gates({"psnr": {"mean": math.inf, "worst": math.inf}}, None, {"psnr_min": 33, "speedup_min": 10})
     assert [x["status"] for x in g] == ["PASS", "NOT MEASURED"]
-    assert R.evaluate_gates(stats, None, {"psnr_min": None, "psnr_worst_min": None, "speedup_min": None}) == []
+    assert report_measure.evaluate_gates(stats, None, {"psnr_min": None, "psnr_worst_min": None, "speedup_min": None}) == []
 
 
 def test_nice_ceil_and_display_conversions():
-    assert [R.nice_ceil(v) for v in (0.01, 1.0, 1.3, 2.0, 4.1, 7.0, 12.0)] == [1.0, 1.0, 2.0, 2.0, 5.0, 10.0, 20.0]
+    assert [report_examples.nice_ceil(v) for v in (0.01, 1.0, 1.3, 2.0, 4.1, 7.0, 12.0)] == [1.0, 1.0, 2.0, 2.0, 5.0, 10.0, 20.0]
     lin = np.array([[[0.0, 0.0031308, 1.0]]], np.float32)
-    assert np.allclose(R.display_output(lin, "linear"), [[[0.0, 0.04045, 1.0]]], atol=1e-5)
-    assert np.array_equal(R.display_output(np.array([[[-0.1, 0.5, 1.2]]], np.float32), "srgb"), [[[0.0, 0.5, 1.0]]])
+    assert np.allclose(report_measure.display_output(lin, "linear"), [[[0.0, 0.04045, 1.0]]], atol=1e-5)
+    assert np.array_equal(report_measure.display_output(np.array([[[-0.1, 0.5, 1.2]]], np.float32), "srgb"), [[[0.0, 0.5, 1.0]]])
     hdr = np.array([[[2.0, 4.0, 8.0]]], np.float32)  # divided by the teacher's peak (8), then encoded
-    assert np.allclose(R.display_output(hdr, "hdr", peak=8.0), R.display_output(hdr / 8, "linear"))
+    assert np.allclose(report_measure.display_output(hdr, "hdr", peak=8.0), report_measure.display_output(hdr / 8, "linear"))
     with pytest.raises(ValueError, match="peak"):
-        R.display_output(hdr, "hdr")
+        report_measure.display_output(hdr, "hdr")
 
 
 def test_publish_replaces_files_and_keeps_others(tmp_path):
@@ -338,7 +347,7 @@ def test_publish_replaces_files_and_keeps_others(tmp_path):
     (staging / "figures").mkdir(parents=True)
     (staging / "report.html").write_text("new")
     (staging / "figures" / "a.png").write_bytes(b"png")
-    R.publish(staging, out)
+    report_render.publish(staging, out)
     assert (out / "report.html").read_text() == "new" and (out / "figures" / "a.png").read_bytes() == b"png"
     assert (out / ".hydra" / "config.yaml").read_text() == "keep" and not staging.exists()
 
@@ -347,7 +356,7 @@ def test_failure_while_writing_leaves_no_partial_report(ckpt_path, image_dir, tm
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(R, "example_figures", boom)  # fails after the staging folder exists
+    monkeypatch.setattr(report_examples, "example_figures", boom)  # fails after the staging folder exists
     with pytest.raises(RuntimeError, match="disk full"):
         R.run_report(ckpt_path, tmp_path / "r", images=str(image_dir / "coffee.png"), max_side=32, lpips=False, crop_size=16,
                      progress=False)
@@ -372,7 +381,7 @@ def test_do_nothing_baseline_equals_an_identity_students_psnr():
     """psnr_input is what a student that returns its input would score (srgb teacher)."""
     import numpy as np
 
-    from distill.eval.report import evaluate_image
+    from distill.eval.report_measure import evaluate_image
     from teachers.curves import GammaCurve
 
     linear = np.random.default_rng(0).random((40, 48, 3), dtype=np.float32)
