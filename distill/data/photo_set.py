@@ -8,7 +8,7 @@ photographs (landscapes, flowers, streets, rooms, animals). This script takes th
 ``max_side`` pixels and writes them as PNG, with the packages' copyright files beside them.
 
     python -m distill.data.photo_set --dest .cache/photos        # what `make photos` runs (~320 MB download, once)
-    hdr-distill train experiment=demo data=photos_leaves    # train on embedded + these + dead leaves
+    hdr-distill train experiment=local_laplacian/demo data=photos_leaves    # train on embedded + these + dead leaves
 
 Needs ``apt-get`` and ``dpkg-deb`` (any Debian/Ubuntu machine; no root: ``apt-get download`` writes to the
 current folder). Elsewhere, put your own photos in a folder and use ``data=folder``.
@@ -67,16 +67,36 @@ PACKAGES = sorted({p.package for p in PICKS})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
+SPLITS = ("all", "train", "heldout")
+
+
+def in_heldout(index: int, every: int) -> bool:
+    """Whether the photo at ``index`` (sorted order) is held out: one in ``every``, the third of each run."""
+    return every > 0 and index % every == min(2, every - 1)
+
+
 class PhotoSetSource(FolderSource):
     """The photos ``make photos`` wrote, as a training source (``data=photos_leaves``); says how to make
-    them when they are not there yet."""
+    them when they are not there yet.
 
-    def __init__(self, paths: str | Path = ".cache/photos", **kwargs):
+    ``split``: ``all`` the whole set; ``train`` / ``heldout`` a fixed partition of it, one photo in
+    ``heldout_every`` (by sorted file name) held out, so that a student is judged on photos it never saw.
+    """
+
+    def __init__(self, paths: str | Path = ".cache/photos", split: str = "all", heldout_every: int = 5, **kwargs):
         root = Path(paths)
         if not root.is_dir() or not any(root.glob("*.png")):
             raise FileNotFoundError(f"{root}: no photo set here; run `make photos` first "
                                     f"(or: python -m distill.data.photo_set --dest {root})")
+        if split not in SPLITS:
+            raise ValueError(f"PhotoSetSource: split must be one of {SPLITS}, got {split!r}")
+        if split != "all" and heldout_every < 2:
+            raise ValueError(f"PhotoSetSource: heldout_every must be >= 2 for split={split!r}, got {heldout_every}")
         super().__init__(root, **kwargs)
+        if split != "all":
+            keep = [i for i in range(len(self.files)) if in_heldout(i, heldout_every) == (split == "heldout")]
+            self.files = [self.files[i] for i in keep]
+            self.names = [self.names[i] for i in keep]
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> None:

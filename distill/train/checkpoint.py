@@ -44,7 +44,10 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
+    """Read a checkpoint; ``pretrained/<name>`` names a shipped student (distill.train.pretrained)."""
+    from distill.train.pretrained import resolve
+
+    path = resolve(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -53,6 +56,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an hdr-distill checkpoint (expected format {FORMAT})")
+    if ckpt.get("weights_dtype") == "float16":  # a slim pretrained file: computed in float32 as trained
+        ckpt["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     if isinstance(ckpt.get("config"), dict):
         ckpt["config"] = upgrade_targets(ckpt["config"])
     ckpt["path"] = str(path)
@@ -74,10 +79,20 @@ def check_teacher(ckpt: dict[str, Any], identity: dict[str, Any], where: str = "
 
 
 def build_student(ckpt: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild the student network from a checkpoint and load its weights (eval mode)."""
+    """Rebuild the student network from a checkpoint and load its weights (eval mode). A student option that was
+    removed since (students.options.REMOVED) is dropped when the checkpoint has it at its default, and refused
+    with a CheckpointError naming it and the commit that had it otherwise."""
     from hydra.utils import instantiate
 
-    student = instantiate(ckpt["config"]["student"])
+    from students.options import RemovedOption, drop_removed
+
+    cfg = ckpt["config"]["student"]
+    if str(cfg.get("_target_", "")).startswith("students."):
+        try:
+            cfg = drop_removed(cfg)
+        except RemovedOption as e:
+            raise CheckpointError(f"checkpoint {ckpt.get('path', '')}: {e}") from e
+    student = instantiate(cfg)
     student.load_state_dict(ckpt["state_dict"])
     return student.eval()
 
@@ -89,6 +104,9 @@ def build_teacher(ckpt: dict[str, Any]):
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    from distill.train.pretrained import resolve
+
+    path = resolve(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
