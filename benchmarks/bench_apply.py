@@ -1,7 +1,8 @@
 """Throughput of deployment and of training at scale: `apply`, teacher pairs/s per DataLoader worker, DDP steps/s.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_apply.py [--threads 2] [--sections apply pairs train]
-                                                           [--json out.json]
+    .venv/bin/python -m benchmarks.bench_apply [--threads 2] [--sections apply pairs train] [--json out.json]
+
+(before: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_apply.py ...``, the same flags)
 
 Sections:
   apply  ``distill.deploy.apply.apply_files`` over folders of 8-bit PNG and JPEG photos (astronaut, resized) at
@@ -23,7 +24,6 @@ runs of different days, and read the ratios rather than the absolute values.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -37,7 +37,8 @@ import cv2
 import numpy as np
 import torch
 
-from bench_student import perturbed_model  # same perturbed paper-sized student
+from benchmarks._cli import parser
+from benchmarks.bench_student import perturbed_model  # same perturbed paper-sized student
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"1080p": (1080, 1920), "12MP": (3000, 4000)}
@@ -179,17 +180,18 @@ def bench_train(layouts: list[str], steps: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2, help="torch / OpenMP / OpenCV threads for apply (default 2)")
+    ap = parser("benchmarks.bench_apply", __doc__)
+    ap.add_argument("--threads", type=int, default=2, help="torch / OpenMP / OpenCV threads for apply")
     ap.add_argument("--sections", nargs="+", default=["apply", "pairs", "train"],
                     choices=["apply", "onnx", "pairs", "train"], help="onnx (slow: seconds per image) is opt-in")
-    ap.add_argument("--images", type=int, nargs=2, default=[8, 3], metavar=("N_1080P", "N_12MP"))
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--images", type=int, nargs=2, default=[8, 3], metavar=("N_1080P", "N_12MP"),
+                    help="images per folder for apply at 1080p and at 12 MP")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="DataLoader worker counts for pairs")
     ap.add_argument("--batches", type=int, default=10, help="timed batches of 4 pairs per worker count")
     ap.add_argument("--layouts", nargs="+", default=["1x1", "1x2", "2x1"],
-                    help="training layouts PROCESSESxTHREADS (default 1x1 1x2 2x1)")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--json", type=Path, default=None)
+                    help="training layouts PROCESSESxTHREADS")
+    ap.add_argument("--steps", type=int, default=20, help="training steps per layout")
+    ap.add_argument("--json", type=Path, default=None, help="write all rows to this JSON file")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)

@@ -4,8 +4,10 @@ Each size runs in its own subprocess so that its peak RSS (``resource.getrusage(
 to that size alone. Burst synthesis is timed separately from the pipeline (align + merge + finish), and
 the first (warm-up) run, which includes numba's cache load / compile, is not counted.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_hdrplus.py                 # 1080p and 12 MP, 8 frames
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_hdrplus.py --sizes 1920x1080 --repeats 5 --threads 2
+    .venv/bin/python -m benchmarks.bench_hdrplus                 # 1080p and 12 MP, 8 frames
+    .venv/bin/python -m benchmarks.bench_hdrplus --sizes 1920x1080 --repeats 5 --threads 2
+
+(before: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_hdrplus.py ...``, the same flags)
 """
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+from benchmarks._cli import parser
+
+ROOT = Path(__file__).resolve().parent.parent  # the children run `-m benchmarks.bench_hdrplus` from here
 
 
 def child(width: int, height: int, frames: int, repeats: int, threads: int) -> dict:
@@ -72,23 +79,24 @@ def child(width: int, height: int, frames: int, repeats: int, threads: int) -> d
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    ap = parser("benchmarks.bench_hdrplus", __doc__)
     ap.add_argument("--sizes", nargs="+", default=["1920x1080", "4000x3000"], help="raw WxH (even)")
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--frames", type=int, default=8, help="frames per burst")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per size after one warm-up")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="numba / OpenMP / OpenCV threads and merge workers (default: the cores, here %(default)s)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.child:
         w, h = (int(v) for v in args.child.split("x"))
         print(json.dumps(child(w, h, args.frames, args.repeats, args.threads)))
         return
     env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--child", size, "--frames", str(args.frames),
+        cmd = [sys.executable, "-m", "benchmarks.bench_hdrplus", "--child", size, "--frames", str(args.frames),
                "--repeats", str(args.repeats), "--threads", str(args.threads)]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         if out.returncode != 0:
             raise SystemExit(f"bench_hdrplus: {size} failed:\n{out.stderr}")
         res = json.loads(out.stdout.strip().splitlines()[-1])

@@ -13,11 +13,12 @@ Threads: numba (the kernels), OpenCV (pyramids of the guide and the collapse) an
 ``--threads`` (default 2). Numbers are noisy on a shared machine: compare rows from one run.
 
 Usage:
-    PYTHONPATH=. python benchmarks/bench_local_laplacian.py [--repeats 5] [--sizes 1080p 12mp] [--K 8 16 32]
+    python -m benchmarks.bench_local_laplacian [--repeats 5] [--sizes 1080p 12mp] [--K 8 16 32] [--threads 2]
+
+(before: ``PYTHONPATH=. python benchmarks/bench_local_laplacian.py ...``, the same flags)
 """
 from __future__ import annotations
 
-import argparse
 import math
 import platform
 
@@ -26,8 +27,9 @@ import numba
 import numpy as np
 import torch
 
-from distill.eval.bench import time_it
+from benchmarks._cli import parser
 from distill.core.color import LUMA, srgb_to_linear
+from distill.eval.bench import time_it
 from teachers.local_laplacian import LocalLaplacian, llf_fast
 
 
@@ -50,13 +52,13 @@ def median_time(fn, repeats: int) -> float:
     return time_it(fn, repeats, warmup=1, budget_s=float("inf"))["median_ms"] / 1e3
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    ap.add_argument("--K", nargs="+", type=int, default=[8, 16, 32])
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    ap = parser("benchmarks.bench_local_laplacian", __doc__)
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per row after one warm-up (median)")
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="image sizes")
+    ap.add_argument("--K", nargs="+", type=int, default=[8, 16, 32], help="intensity samples of the fast algorithm")
+    ap.add_argument("--threads", type=int, default=2, help="numba, OpenCV and torch threads")
+    args = ap.parse_args(argv)
     numba.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)

@@ -1,6 +1,8 @@
 """Time the HDRNet student's inference paths on the CPU, step by step, at 1080p and 12 MP.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_student.py [--threads 2] [--reps 30] [--json out.json]
+    .venv/bin/python -m benchmarks.bench_student [--threads 2] [--reps 30] [--json out.json]
+
+(before: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_student.py ...``, the same flags)
 
 Rows (each: min and median of repeated runs after warm-up, wall clock, same process and threads):
   memory floor        np.copyto of the float32 HWC image (read + write once, one thread)
@@ -17,7 +19,6 @@ read the minimum as "what the code can do" and the median as "what it did here".
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks._cli import parser
 from students import fused
 from students.grid import lowres_copy
 from students.hdrnet import HDRNet
@@ -56,8 +58,8 @@ def perturbed_model(seed: int = 0) -> HDRNet:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2, help="torch and OpenMP threads (default 2)")
+    ap = parser("benchmarks.bench_student", __doc__)
+    ap.add_argument("--threads", type=int, default=2, help="torch and OpenMP threads")
     ap.add_argument("--reps", type=int, default=30, help="repetitions of the fast rows")
     ap.add_argument("--torch-reps", type=int, default=3, help="repetitions of the (slow) torch path")
     ap.add_argument("--sizes", default="1080p,12MP", help="comma list of 1080p, 12MP")

@@ -10,20 +10,22 @@ sigma = 2 % of the longer side, i.e. 38 px at 1080p and 80 px at 12 MP; cost gro
 run once, and at 12 MP only with --durand-exact-12mp, several minutes) and approximate (``work_sigma_px=4``).
 
 Usage:
-    PYTHONPATH=. python benchmarks/bench_tonemap.py [--repeats 5] [--sizes 1080p 12mp] [--durand-exact-12mp]
+    python -m benchmarks.bench_tonemap [--repeats 5] [--sizes 1080p 12mp] [--durand-exact-12mp]
+
+(before: ``PYTHONPATH=. python benchmarks/bench_tonemap.py ...``, the same flags)
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 
 import cv2
 import numpy as np
 
-from distill.eval.bench import time_it
+from benchmarks._cli import parser
 from distill.core.color import srgb_to_linear
 from distill.data.hdr_synth import dynamic_range_stops, synthesize_hdr
+from distill.eval.bench import time_it
 from teachers.tonemap import Drago, DurandDorsey, Mantiuk, Reinhard, _black_point, prepare_hdr
 
 
@@ -43,12 +45,12 @@ def median_time(fn, repeats: int) -> float:
     return time_it(fn, repeats, warmup=1, budget_s=float("inf"))["median_ms"] / 1e3
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+def main(argv: list[str] | None = None) -> None:
+    ap = parser("benchmarks.bench_tonemap", __doc__)
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per row after one warm-up (median)")
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="image sizes")
     ap.add_argument("--durand-exact-12mp", action="store_true", help="also time exact Durand at 12 MP (minutes)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     cv2.setNumThreads(THREADS)
     print(f"OpenCV {cv2.__version__}, cv2.setNumThreads({THREADS}), numpy single-threaded, "
           f"{platform.processor() or platform.machine()}; median of {args.repeats} after one warm-up")

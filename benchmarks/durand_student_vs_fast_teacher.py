@@ -10,7 +10,10 @@ asks before adopting a student: is it better than just running the fast teacher?
   speed     medians at 1080p and 12 MP on a synthetic HDR scene (``bench_tonemap.make_scene``), student and
             fast teachers timed in alternating bursts (``distill.eval.bench.time_interleaved``), 2 threads
 
-    PYTHONPATH=. python benchmarks/durand_student_vs_fast_teacher.py <checkpoint> [work=2,4,8] [sizes=1080p,12mp]
+    python -m benchmarks.durand_student_vs_fast_teacher <checkpoint> [--work 2,4,8] [--sizes 1080p,12mp]
+
+(before: ``PYTHONPATH=. python benchmarks/durand_student_vs_fast_teacher.py <checkpoint> work=2,4,8
+sizes=1080p,12mp``: each ``key=value`` is now ``--key value``)
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
+from benchmarks._cli import comma_list, parser, refuse_old_keys
 from benchmarks.bench_tonemap import SIZES, make_scene
 from distill.eval.bench import time_interleaved
-from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
 from distill.eval.metrics import psnr
+from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
 from distill.train.loop import make_val_pairs
 from students.fused import FastStudent
 
@@ -40,20 +44,26 @@ def fast_teacher(ckpt: dict, work_sigma_px: float):
     return instantiate(cfg)
 
 
-def main(argv: list[str]) -> int:
-    paths = [a for a in argv if "=" not in a]
-    opts = dict(a.split("=", 1) for a in argv if "=" in a)
-    if len(paths) != 1:
-        print(__doc__)
-        return 2
-    works = [float(v) for v in opts.get("work", "2,4,8").split(",")]
-    sizes = opts.get("sizes", "1080p,12mp").lower().split(",")
-    ckpt = load_checkpoint(paths[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = parser("benchmarks.durand_student_vs_fast_teacher", __doc__)
+    ap.add_argument("checkpoint", help="a trained Durand-Dorsey student (runs/<run>/checkpoints/last.pt)")
+    ap.add_argument("--work", type=comma_list(float), default="2,4,8",
+                    help="the fast teacher's work_sigma_px values to compare, comma-separated")
+    ap.add_argument("--sizes", type=comma_list(str.lower), default="1080p,12mp",
+                    help=f"timed sizes, comma-separated, of {', '.join(SIZES)}")
+    args, extra = ap.parse_known_args(argv)
+    refuse_old_keys(ap, [args.checkpoint, *extra], {"work": "--work {value}", "sizes": "--sizes {value}"})
+    if extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if unknown := [s for s in args.sizes if s not in SIZES]:
+        ap.error(f"--sizes: unknown {', '.join(unknown)} (choose from {', '.join(SIZES)})")
+    works, sizes = args.work, args.sizes
+    ckpt = load_checkpoint(args.checkpoint)
     student, teacher = build_student(ckpt).eval(), build_teacher(ckpt)
     fast = FastStudent(student, threads=THREADS)
     fasts = {w: fast_teacher(ckpt, w) for w in works}
     data = ckpt["config"]["data"]
-    print(f"{paths[0]}  (student engine: {fast.engine})")
+    print(f"{args.checkpoint}  (student engine: {fast.engine})")
     print("fidelity: PSNR against the exact teacher, held-out images at native size")
     rows = {"student": []} | {f"teacher work_sigma_px={w:g}": [] for w in works}
     for name, x, y in make_val_pairs(teacher, instantiate(data["val"]), data.get("val_max_side")):
@@ -85,4 +95,4 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     torch.set_num_threads(THREADS)
     cv2.setNumThreads(THREADS)
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -14,7 +14,10 @@ Per held-out image of the checkpoint's own data config, at native size, output c
 If ``contrast`` is far above ``psnr``, a student that computes that whole-image quantity (as
 ``student.white_percentile`` computes the white level) would help; if not, the error is local.
 
-    python benchmarks/error_anatomy.py runs/durand/checkpoints/last.pt [sigmas=2,8,32]
+    python -m benchmarks.error_anatomy runs/durand/checkpoints/last.pt [more.pt ...] [--sigmas 2,8,32]
+
+(before: ``python benchmarks/error_anatomy.py runs/durand/checkpoints/last.pt [sigmas=2,8,32]``: the
+checkpoints stay positional, ``sigmas=...`` is now ``--sigmas ...``)
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
+from benchmarks._cli import comma_list, parser, refuse_old_keys
 from distill.core.color import linear_to_srgb, luminance, srgb_to_linear
 from distill.eval.metrics import psnr
+from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
 from distill.train.loop import make_val_pairs
 
 LOG_FLOOR = 1e-5  # luminance floor for the log fit (sRGB 8-bit black is ~3e-4)
@@ -94,14 +98,19 @@ def _db(e: np.ndarray) -> float:
     return float("inf") if mse == 0 else -10 * np.log10(mse)
 
 
+def main(argv: list[str] | None = None) -> int:
+    ap = parser("benchmarks.error_anatomy", __doc__)
+    ap.add_argument("checkpoints", nargs="+", metavar="checkpoint", help="trained students (checkpoints/last.pt)")
+    ap.add_argument("--sigmas", type=comma_list(float), default="2,8,32",
+                    help="Gaussian blurs (px) of the low / high split, comma-separated")
+    args = ap.parse_intermixed_args(argv)
+    refuse_old_keys(ap, args.checkpoints, {"sigmas": "--sigmas {value}"})
+    return anatomy(args.checkpoints, args.sigmas)
+
+
 @torch.inference_mode()
-def main(argv: list[str]) -> int:
-    paths = [a for a in argv if "=" not in a]
-    opts = dict(a.split("=", 1) for a in argv if "=" in a)
-    if not paths or paths[0].startswith("-"):
-        print(__doc__)
-        return 2
-    sigmas = [float(s) for s in opts.get("sigmas", "2,8,32").split(",")]
+def anatomy(paths: list[str], sigmas: list[float]) -> int:
+    """Print one line per held-out image of each checkpoint (the columns of the module docstring)."""
     for path in paths:
         ckpt = load_checkpoint(path)
         student, teacher = build_student(ckpt).eval(), build_teacher(ckpt)
@@ -123,4 +132,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,26 +1,30 @@
 """Seen vs unseen: a trained student's PSNR on its training images and on the held-out ones, whole images.
 
-With ``grid_ceiling.py`` this tells the three limits of a student apart:
+With ``benchmarks.grid_ceiling`` this tells the three limits of a student apart:
   ceiling (free grid per image)  >>  training images   -> the network under-fits (capacity, steps)
   training images                >>  held-out images   -> it does not generalise (data)
 Every image is run whole at its native size, and also shrunk so that its short side is 256 and 384 px
 (the teacher recomputed at that size): a gap that closes at small sizes points at scale, not content.
 
-    python benchmarks/generalization_gap.py runs/ll/checkpoints/last.pt [max_seen=16] [leaves=1] [squares=1]
-        [shorts=256,384,native]
+    python -m benchmarks.generalization_gap runs/ll/checkpoints/last.pt [--max-seen 16] [--leaves] [--squares]
+        [--shorts 256,384,native]
 
-``shorts`` lists the short sides to run (``native``: as stored; larger than native means upsampled). Sizes
+(before: ``python benchmarks/generalization_gap.py runs/ll/checkpoints/last.pt [max_seen=16] [leaves=1]
+[squares=1] [shorts=256,384,native]``: ``max_seen=N`` is now ``--max-seen N``, ``shorts=...`` is
+``--shorts ...``, and ``leaves=1`` / ``squares=1`` are the switches ``--leaves`` / ``--squares``)
+
+``--shorts`` lists the short sides to run (``native``: as stored; larger than native means upsampled). Sizes
 that are not powers of two matter to teachers whose pyramid depth follows the size: the automatic-depth local
 Laplacian's residual is 4 px at 512 or 1024 px but 2.5 px at 640.
 
-``squares=1`` also runs the left, centre and right squares (side = the short side) of each image, teacher
+``--squares`` also runs the left, centre and right squares (side = the short side) of each image, teacher
 recomputed on each. A square differs from the whole image in shape (the student's low-res copy squashes a
 2:3 image) and in extent (the teacher's coarsest pyramid levels, whole-image exposure statistics): a student
 that does much better on the squares is failing on one of those, not on the content.
 
 The images come from the checkpoint's own data config (``data.train`` and ``data.val``), so HDR students
 are measured on the synthetic HDR scenes they trained on. Dead-leaves images are skipped unless
-``leaves=1`` (they are not photographs, and the question is how photos generalise).
+``--leaves`` (they are not photographs, and the question is how photos generalise).
 """
 from __future__ import annotations
 
@@ -31,8 +35,9 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
+from benchmarks._cli import comma_list, parser, refuse_old_keys
 from distill.data.pairs import image_pair
+from distill.train.checkpoint import build_student, build_teacher, load_checkpoint
 from distill.train.loop import psnr_tensor
 
 
@@ -72,18 +77,35 @@ def score(student, teacher, linear: np.ndarray) -> float:
     return psnr_tensor(student(x), y)
 
 
+def short_side(text: str) -> int | None:
+    """One ``--shorts`` entry: a short side in px, or ``native`` (None: as stored)."""
+    return None if text == "native" else int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser("benchmarks.generalization_gap", __doc__)
+    ap.add_argument("checkpoint", help="a trained student (runs/<run>/checkpoints/last.pt)")
+    ap.add_argument("--max-seen", type=int, default=16, help="at most this many training images")
+    ap.add_argument("--leaves", action="store_true", help="keep the dead-leaves training images")
+    ap.add_argument("--squares", action="store_true", help="also score the left / centre / right squares")
+    ap.add_argument("--shorts", type=comma_list(short_side), default="256,384,native",
+                    help="short sides (px, or native) to run, comma-separated; the last is the mean's column")
+    args, extra = ap.parse_known_args(argv)
+    refuse_old_keys(ap, [args.checkpoint, *extra], {"max_seen": "--max-seen {value}", "leaves": "--leaves",
+                                                    "squares": "--squares", "shorts": "--shorts {value}"})
+    if extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    return gap(args.checkpoint, args.max_seen, args.leaves, args.squares, args.shorts)
+
+
 @torch.inference_mode()
-def main(argv: list[str]) -> int:
-    if not argv or argv[0].startswith("-"):
-        print(__doc__)
-        return 2
-    ckpt = load_checkpoint(argv[0])
-    opts = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
+def gap(path: str, max_seen: int, leaves: bool, squares: bool, shorts: list[int | None]) -> int:
+    """Print the seen / held-out table of one checkpoint (see the module docstring)."""
+    ckpt = load_checkpoint(path)
     student, teacher = build_student(ckpt).eval(), build_teacher(ckpt)
     data = ckpt["config"]["data"]
-    skip = None if opts.get("leaves") == "1" else "leaves_"
-    shorts = [None if v == "native" else int(v) for v in opts.get("shorts", "256,384,native").split(",")]
-    groups = {"seen": pick(instantiate(data["train"]), int(opts.get("max_seen", 16)), skip),
+    skip = None if leaves else "leaves_"
+    groups = {"seen": pick(instantiate(data["train"]), max_seen, skip),
               "held-out": pick(instantiate(data["val"]), None, None)}
     print(f"{'image':26s} {'':8s} " + " ".join(f"{'native' if s is None else f'short {s}':>10s}" for s in shorts))
     for kind, items in groups.items():
@@ -92,7 +114,7 @@ def main(argv: list[str]) -> int:
             row = [score(student, teacher, resize_short(item.linear, short)) for short in shorts]
             last.append(row[-1])
             line = f"{item.name:26s} {kind:8s} " + " ".join(f"{v:7.2f} dB" for v in row)
-            if opts.get("squares") == "1":
+            if squares:
                 sq = {n: score(student, teacher, c) for n, c in square_crops(item.linear).items()}
                 line += "   squares: " + " / ".join(f"{n} {v:.2f}" for n, v in sq.items())
             print(line, flush=True)
@@ -104,4 +126,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -6,19 +6,24 @@ limit (raise grid_size/grid_depth) apart from a data limit (more training photos
 give a quick lower bound, not the ceiling: Durand-Dorsey's 16x8 fit went from 35.2 / 32.1 dB (coffee /
 rocket) at 300 steps to 39.0 / 39.2 dB at 2000 (about 5 minutes per fit on 2 cores).
 
-    python benchmarks/grid_ceiling.py teacher=local_laplacian sizes=16x8,32x16 steps=400
+    python -m benchmarks.grid_ceiling teacher=local_laplacian --sizes 16x8,32x16 --steps 400 [--images coffee]
+
+(before: ``python benchmarks/grid_ceiling.py teacher=local_laplacian sizes=16x8,32x16 steps=400``: the Hydra
+overrides of conf/config.yaml (``teacher=...``, ``experiment=...``, ``data=...``) stay positional; the
+script's own ``sizes=``, ``steps=`` and ``images=`` are now ``--sizes``, ``--steps`` and ``--images``)
 """
 from __future__ import annotations
 
-import sys
+import pathlib
 import time
 
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from distill.eval.metrics import psnr
+from benchmarks._cli import comma_list, parser, refuse_old_keys
 from distill.data.pairs import image_pair
+from distill.eval.metrics import psnr
 from distill.train.loop import lr_factor
 from students.grid import apply_coeffs, identity_grid, slice_grid
 from students.hdrnet import HDRNet, encode_input
@@ -44,21 +49,31 @@ def fit(x, y, gs, gd, steps, encoding):
     return psnr(out, y)
 
 
-def main(argv):
-    opts = dict(a.split("=", 1) for a in argv if "=" in a and a.split("=")[0] in ("sizes", "steps", "images"))
-    overrides = [a for a in argv if a.split("=")[0] not in opts]
-    sizes = [tuple(int(v) for v in s.split("x")) for s in opts.get("sizes", "16x8").split(",")]
-    steps = int(opts.get("steps", 300))
-    import pathlib
+def grid_shape(text: str) -> tuple[int, ...]:
+    """One ``--sizes`` entry: ``SIZExDEPTH`` (grid cells across, intensity bins) -> ``(size, depth)``."""
+    return tuple(int(v) for v in text.split("x"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser("benchmarks.grid_ceiling", __doc__)
+    ap.add_argument("overrides", nargs="*", metavar="override",
+                    help="Hydra overrides of conf/config.yaml: teacher=..., experiment=..., data=...")
+    ap.add_argument("--sizes", type=comma_list(grid_shape), default="16x8",
+                    help="grids SIZExDEPTH to fit, comma-separated")
+    ap.add_argument("--steps", type=int, default=300, help="Adam steps per fit")
+    ap.add_argument("--images", type=comma_list(), default=None,
+                    help="held-out image names to fit, comma-separated (default: all of data.val)")
+    args = ap.parse_intermixed_args(argv)
+    refuse_old_keys(ap, args.overrides, {k: f"--{k} {{value}}" for k in ("sizes", "steps", "images")})
+    overrides, sizes, steps, names = args.overrides, args.sizes, args.steps, args.images
     with initialize_config_dir(str(pathlib.Path(__file__).resolve().parents[1] / "conf"), version_base=None):
         cfg = compose("config", overrides=overrides)
     teacher = instantiate(cfg.teacher)
     val = instantiate(cfg.data.val)
-    names = opts.get("images")
     enc = cfg.student.get("input_encoding", "none")
     for k in range(len(val)):
         im = val[k]
-        if names and im.name not in names.split(","):
+        if names and im.name not in names:
             continue
         x, y = image_pair(teacher, im.linear)
         base = psnr(x.clamp(0, 1), y) if x.max() <= 1.0 else float("nan")
@@ -71,4 +86,4 @@ def main(argv):
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    main(sys.argv[1:])
+    main()
