@@ -12,13 +12,22 @@ ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml students/csrc/*.cpp
+# One line per install step; pip's own output goes to $(LOG) and its tail is shown only when a step fails.
+LOG := $(VENV)/install.log
+define step
+	@printf '  %-58s' '$(1)'; if $(2) >>$(LOG) 2>&1; then echo ok; else echo FAILED; tail -n 40 $(LOG); \
+	  echo "(full log: $(LOG))"; exit 1; fi
+endef
+
+$(STAMP): pyproject.toml students/csrc/*.cpp $(wildcard students/csrc/*.h)
 	@test -d $(VENV) || $(PY_SYS) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	@: > $(LOG)
+	@echo "setup: installing into $(VENV) (log: $(LOG))"
+	$(call step,pip itself,$(PY) -m pip install -q --upgrade pip)
 	@# torchvision (needed by lpips) exists here only as the CUDA build of torch 2.14.1; it runs on CPU.
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m students.build
+	$(call step,torch 2.14.1 + torchvision 0.29.1 (~5.6 GB; about 2 min),$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
+	$(call step,hdr-distill and its dependencies,$(PY) -m pip install -q -e '.[dev]')
+	$(call step,the fused C++ kernel (cached in students/_lib),$(PY) -m students.build)
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install the project, build the fused kernel (fast when done)
