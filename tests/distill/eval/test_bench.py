@@ -67,4 +67,9 @@ def test_tiny_bench_run_writes_json_plot_and_table(tmp_path):
     assert "gamma" in methods and "student (torch)" in methods
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["machine"]["threads"] == 1 and all(r["runs"] == 3 for r in data["results"])
+    # Each timed teacher's identity, as a checkpoint of it records it: what report matches rows by.
+    from distill.core.protocols import teacher_identity
+
+    assert data["teacher_identity"] == {"gamma": teacher_identity(B.load_teacher("gamma"))}
+    assert data["teacher_identity"]["gamma"]["name"] == "gamma_curve"
     assert (tmp_path / "bench.png").stat().st_size > 0 and "gamma" in (tmp_path / "bench.txt").read_text()

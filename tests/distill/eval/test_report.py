@@ -387,3 +387,123 @@ def test_do_nothing_baseline_equals_an_identity_students_psnr():
     linear = np.random.default_rng(0).random((40, 48, 3), dtype=np.float32)
     row, _ = evaluate_image(GammaCurve(0.7), lambda x: x, linear, None)
     assert row["psnr_input"] == pytest.approx(row["psnr"], abs=1e-9) and row["psnr"] < 40
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hostile names, bench rows by teacher identity, a trivial teacher
+# ---------------------------------------------------------------------------------------------------------
+
+def _esc(s: str) -> str:
+    """As the page's template escapes text (markupsafe writes ' as &#39;)."""
+    import markupsafe
+
+    return str(markupsafe.escape(s))
+
+
+HOSTILE = "<img src=x onerror=alert(1)><script>alert('x')<\\script>"
+
+
+def _plain_ckpt(path: Path, teacher, student_target: str = "torch.nn.Identity") -> Path:
+    """A checkpoint with any teacher and a parameter-free student (no training, no grid)."""
+    cfg = {"teacher": {"_target_": "teachers.curves.GammaCurve", "gamma": teacher.gamma, "gain": teacher.gain,
+                       "name": teacher.name},
+           "student": {"_target_": student_target}, "data": {}}
+    save_checkpoint(path, {"state_dict": {}, "optimizer": {}, "step": 1, "config": cfg,
+                           "teacher": teacher_identity(teacher), "history": []})
+    return path
+
+
+def test_html_escapes_hostile_image_and_teacher_names(ckpt_path, tmp_path):
+    from teachers.curves import GammaCurve
+
+    img_dir = tmp_path / "imgs"
+    img_dir.mkdir()
+    cv2.imwrite(str(img_dir / f"{HOSTILE}.png"), cv2.resize(data.coffee(), (40, 30))[..., ::-1])
+    ckpt = _plain_ckpt(tmp_path / "ck.pt", GammaCurve(0.7, name="<script>alert('t')</script>"),
+                       student_target="torch.nn.Identity")
+    out = tmp_path / "rep"
+    s = R.run_report(ckpt, out, images=str(img_dir), lpips=False, crop_size=8, progress=False)
+    assert s["per_image"][0]["name"] == f"{HOSTILE}.png"  # the data keep the name as it is
+    page = (out / "report.html").read_text()
+    assert "<script" not in page and "<img src=x" not in page and "onerror=alert(1)>" not in page
+    assert _esc(f"{HOSTILE}.png") in page  # shown, escaped, in the tables and the alt texts
+    assert page.count(_esc(f"{HOSTILE}.png")) >= 4
+    assert _esc("<script>alert('t')</script>") in page  # the teacher's name in the title and header
+    assert _strict_json(out / "summary.json")["per_image"][0]["name"] == f"{HOSTILE}.png"
+
+
+def _identity_bench(entries: list[tuple[str, dict | None, float]], student_ms: float = 5.0) -> dict:
+    """bench.json with teacher rows ``(method, identity, ms)`` at 1080p; identity None: not recorded."""
+    results = [{"method": "student (fused-cpp-avx2)", "size": "1080p", "median_ms": student_ms, "min_ms": student_ms,
+                "runs": 3, "megapixels": 2.07}]
+    results += [{"method": m, "size": "1080p", "median_ms": ms, "min_ms": ms, "runs": 3, "megapixels": 2.07}
+                for m, _, ms in entries]
+    known = {m: ident for m, ident, _ in entries if ident is not None}
+    return {"machine": {"cpu": "test cpu", "threads": 2}, "results": results, "memory": {},
+            **({"teacher_identity": known} if known else {})}
+
+
+def test_bench_row_is_the_one_with_the_checkpoints_teacher_identity(ckpt_path, image_dir, tmp_path):
+    mine = load_checkpoint(ckpt_path)["teacher"]
+    other = {**mine, "params": {**mine["params"], "gamma": 0.7}}  # same operator, other settings
+    # Listed first, and timed differently: picking by order or by operator name would get 30x.
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(_identity_bench([("gamma_07", other, 150.0), ("reinhard", REINHARD, 900.0),
+                                                 ("gamma", mine, 100.0)])))
+    s = R.run_report(ckpt_path, tmp_path / "r", images=[str(image_dir / "coffee.png")], max_side=32, crop_size=16,
+                     lpips=False, bench=bench, progress=False)
+    sp = s["speed"]
+    assert sp["teacher_method"] == "gamma" and [r["speedup"] for r in sp["rows"]] == [20.0]
+    assert next(g for g in s["gates"] if g["gate"] == "speedup_min")["status"] == "PASS"
+
+    # Only another teacher's identity (same operator, other gamma): NOT MEASURED, and says which setting differs.
+    sp = report_speed.speed_summary(_identity_bench([("gamma_07", other, 150.0)]), mine, "b.json")
+    assert sp["teacher_method"] is None and sp["rows"] == [] and sp["min_speedup"] is None
+    assert "other settings" in sp["match"] and "gamma" in sp["match"]
+    g = report_measure.evaluate_gates({}, sp, {"speedup_min": 10})
+    assert [x["status"] for x in g] == ["NOT MEASURED"]
+    sp = report_speed.speed_summary(_identity_bench([("reinhard", REINHARD, 90.0)]), mine, "b.json")
+    assert sp["rows"] == [] and "none is the checkpoint's teacher 'gamma_curve'" in sp["match"]
+
+
+def test_old_bench_without_identities_is_not_matched(ckpt_path, image_dir, tmp_path, capsys):
+    # A bench.json from before identities were recorded, timing this very teacher: still not guessed.
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(_bench_json("gamma", {"1080p": (100.0, 5.0)}, None)))
+    s = R.run_report(ckpt_path, tmp_path / "r", images=[str(image_dir / "coffee.png")], max_side=32, crop_size=16,
+                     lpips=False, bench=bench, progress=False)
+    assert s["speed"]["teacher_method"] is None and s["speed"]["rows"] == [] and s["headline"]["speedup"] is None
+    g = next(g for g in s["gates"] if g["gate"] == "speedup_min")
+    assert g["status"] == "NOT MEASURED" and "records no teacher identities" in g["text"]
+    assert "cannot be matched" in g["text"] and "rerun `hdr-distill bench`" in g["text"]
+    assert _esc(g["text"]) in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_inf_psnr_on_every_image_is_a_failure_that_names_the_identity_teacher(tmp_path, image_dir, capsys):
+    from teachers.curves import GammaCurve
+
+    ckpt = _plain_ckpt(tmp_path / "ck.pt", GammaCurve(1.0))  # identity teacher, identity student
+    out = tmp_path / "rep"
+    cfg = _report_cfg(f"checkpoint={ckpt}", f"images={image_dir}", "max_side=32", "lpips=false", "crop_size=16",
+                      "fail_on_gate=true", f"out_dir={out}")
+    with pytest.raises(SystemExit) as e:
+        R.run(cfg)
+    assert e.value.code == 1
+    s = _strict_json(out / "summary.json")
+    assert all(r["psnr"] == "inf" for r in s["per_image"]) and not s["passed"]
+    g = next(g for g in s["gates"] if g["gate"] == report_measure.IDENTITY_GATE)
+    assert g["status"] == "FAIL" and "equals the teacher's input" in g["text"] and "identity" in g["text"]
+    stdout = capsys.readouterr().out
+    assert "WARNING" in stdout and "equals the teacher's input" in stdout
+    page = (out / "report.html").read_text()
+    assert 'class="warning"' in page and _esc(g["text"]) in page and "GATE FAILED" in page
+
+
+def test_identity_gate_needs_every_image_inf():
+    inf = math.inf
+    assert report_measure.identity_gate([{"psnr": inf, "psnr_input": inf}, {"psnr": 40.0, "psnr_input": 20.0}]) is None
+    assert report_measure.identity_gate([]) is None
+    g = report_measure.identity_gate([{"psnr": inf, "psnr_input": 25.0}, {"psnr": inf, "psnr_input": inf}])
+    assert g["status"] == "FAIL" and "bit for bit" in g["text"]  # the teacher does change its input
+    g = report_measure.identity_gate([{"psnr": inf, "psnr_input": inf}])
+    assert "equals the teacher's input" in g["text"]
