@@ -1,11 +1,13 @@
-"""Build the fused inference library (students/csrc/*.cpp) into a cached shared object.
+"""Build the fused inference library (students/csrc/) into a cached shared object.
 
 ``python -m students.build`` (run by ``make setup``) compiles the C++ sources with g++ into
-``students/_lib/fused-<hash>.so``, where the hash covers the sources, the flags, the compiler's
-version and the machine type. A second run finds the file and does nothing; nothing is ever
-recompiled per call or per image size. The kernel file is compiled once per instruction set
-(AVX-512, AVX2+FMA, portable scalar) and the library picks one at run time with
-``__builtin_cpu_supports``, so a library built on one x86-64 machine runs on any other.
+``students/_lib/fused-<hash>.so``, where the hash covers every source and header in csrc/ (names and
+contents), the flags, the compiler's version and the machine type. A second run finds the file and does
+nothing; nothing is ever recompiled per call or per image size. Each kernel file (slice_apply.cpp,
+lowres.cpp, bilateral.cpp, all built on the vector layer simd.h) is compiled once per instruction set
+(AVX-512, AVX2+FMA, portable scalar), at most ``JOBS`` compiles at a time, and the dispatcher fused.cpp
+picks one variant at run time with ``__builtin_cpu_supports``, so a library built on one x86-64 machine
+runs on any other.
 
 If the package directory is not writable (a read-only install), the cache goes to
 ``$HDR_DISTILL_CACHE`` or ``~/.cache/hdr-distill``. ``$CXX`` chooses the compiler (default g++).
@@ -17,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import os
 import platform
@@ -28,13 +31,15 @@ import time
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-DISPATCH_SRC = CSRC / "fused.cpp"
-KERNEL_SRC = CSRC / "fused_kernel.cpp"
+DISPATCH_SRC = "fused.cpp"  # the C ABI and run-time dispatch, compiled once for the baseline CPU
+# One file per kernel, each compiled once per ISA; they share the headers simd.h and slice_tables.h.
+KERNEL_SRCS = ("slice_apply.cpp", "lowres.cpp", "bilateral.cpp")
+JOBS = 2  # compiles at a time
 
 # -O3 without -ffast-math: the kernels must agree with the torch path to 1e-5, and NaN/inf handling
 # must stay IEEE.
 BASE_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-fopenmp", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
-# Per-ISA flags of the kernel file; the dispatcher itself is compiled for the baseline CPU.
+# Per-ISA flags of the kernel files; the dispatcher itself is compiled for the baseline CPU.
 X86_ISAS = {
     "avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mbmi2"],
     "avx2": ["-mavx2", "-mfma"],
@@ -76,13 +81,20 @@ def cache_dirs() -> list[Path]:
     return dirs
 
 
+def source_files() -> list[Path]:
+    """Every source and header in csrc/ (sorted by name): what the library's hash covers."""
+    return sorted(p for p in CSRC.iterdir() if p.suffix in (".cpp", ".h") and p.is_file())
+
+
 def library_name(cxx: str | None = None) -> str:
-    """``fused-<hash>.so``: the hash changes with the sources, flags, compiler and machine."""
+    """``fused-<hash>.so``: the hash changes with any source or header, the flags, compiler and machine."""
     cxx = cxx or compiler() or "none"
     h = hashlib.sha256()
-    for src in (DISPATCH_SRC, KERNEL_SRC):
-        h.update(src.read_bytes())
-    h.update(repr((BASE_FLAGS, isas(), _compiler_version(cxx), platform.machine())).encode())
+    for src in source_files():
+        data = src.read_bytes()
+        h.update(f"{src.name}\0{len(data)}\0".encode())
+        h.update(data)
+    h.update(repr((DISPATCH_SRC, KERNEL_SRCS, BASE_FLAGS, isas(), _compiler_version(cxx), platform.machine())).encode())
     return f"fused-{h.hexdigest()[:16]}.so"
 
 
@@ -108,6 +120,11 @@ def _writable_dir() -> Path:
     raise BuildError(f"no writable cache directory among {[str(d) for d in cache_dirs()]}")
 
 
+def _compile(cmd: list[str]) -> tuple[int, str]:
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return res.returncode, res.stdout
+
+
 def build(force: bool = False, verbose: bool = True) -> Path:
     """Compile the library if it is not built yet; return its path.
 
@@ -131,22 +148,21 @@ def build(force: bool = False, verbose: bool = True) -> Path:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
         tmp = Path(tmp)
-        jobs, objs = [], []
-        defines = []
+        cmds, objs = [], []
+        defines = [f"-DHD_HAVE_{isa.upper()}" for isa in isas() if isa != "scalar"]
         for isa, flags in isas().items():
-            obj = tmp / f"kernel_{isa}.o"
-            cmd = [cxx, *BASE_FLAGS, *flags, f"-DHD_ISA={isa}", "-c", str(KERNEL_SRC), "-o", str(obj)]
-            jobs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
-            objs.append(obj)
-            if isa != "scalar":
-                defines.append(f"-DHD_HAVE_{isa.upper()}")
+            for src in KERNEL_SRCS:
+                obj = tmp / f"{Path(src).stem}_{isa}.o"
+                cmds.append([cxx, *BASE_FLAGS, *flags, f"-DHD_ISA={isa}", "-c", str(CSRC / src), "-o", str(obj)])
+                objs.append(obj)
         obj = tmp / "fused.o"
-        cmd = [cxx, *BASE_FLAGS, *defines, "-c", str(DISPATCH_SRC), "-o", str(obj)]
-        jobs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+        cmds.append([cxx, *BASE_FLAGS, *defines, "-c", str(CSRC / DISPATCH_SRC), "-o", str(obj)])
         objs.append(obj)
-        for cmd, proc in jobs:
-            log, _ = proc.communicate()
-            if proc.returncode != 0:
+        # Largest first (the AVX-512 slice kernel), so the last job to start is a short one.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=JOBS) as pool:
+            results = list(pool.map(_compile, cmds))
+        for cmd, (rc, log) in zip(cmds, results):
+            if rc != 0:
                 raise BuildError(f"compile failed: {' '.join(cmd)}\n{log}")
         tmp_so = tmp / target.name
         cmd = [cxx, "-shared", "-fopenmp", *map(str, objs), "-o", str(tmp_so)]
@@ -155,7 +171,7 @@ def build(force: bool = False, verbose: bool = True) -> Path:
             raise BuildError(f"link failed: {' '.join(cmd)}\n{res.stdout}{res.stderr}")
         os.replace(tmp_so, target)  # atomic: a concurrent loader never sees a half-written file
     if verbose:
-        print(f"students.build: compiled {target} ({', '.join(isas())}) in {time.perf_counter() - t0:.1f} s")
+        print(f"students.build: compiled {target} ({len(KERNEL_SRCS)} kernel files x {', '.join(isas())}) in {time.perf_counter() - t0:.1f} s")
     return target
 
 

@@ -1,8 +1,8 @@
 // C ABI of the fused HDRNet inference library: argument checks and run-time ISA dispatch.
 //
-// The kernels (fused_kernel.cpp) are compiled once per instruction set; this file is compiled
-// for the baseline CPU and picks the best variant the running CPU supports (or the one named by
-// hd_set_isa / students.fused, for tests and benchmarks). No torch headers: students/fused.py
+// The kernels (slice_apply.cpp, lowres.cpp, bilateral.cpp, around the vector layer simd.h) are compiled
+// once per instruction set; this file is compiled for the baseline CPU and picks the best variant the
+// running CPU supports (or the one named by hd_set_isa / students.fused, for tests and benchmarks). No torch headers: students/fused.py
 // loads the library with ctypes and passes raw pointers of numpy arrays / torch tensors.
 #include <stdint.h>
 #include <string.h>
