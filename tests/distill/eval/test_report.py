@@ -507,3 +507,16 @@ def test_identity_gate_needs_every_image_inf():
     assert g["status"] == "FAIL" and "bit for bit" in g["text"]  # the teacher does change its input
     g = report_measure.identity_gate([{"psnr": inf, "psnr_input": inf}])
     assert "equals the teacher's input" in g["text"]
+
+
+def test_page_templates_ship_with_the_package():
+    """An installed (non-editable) copy renders from the same template files: pyproject must ship them."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["distill"]
+    files = [p.relative_to(REPO / "distill").as_posix() for p in report_render.TEMPLATES.iterdir() if p.is_file()]
+    assert {"eval/templates/report.html.j2", "eval/templates/report.css"} <= set(files)
+    assert all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), (files, globs)
+    assert any(d.split()[0].lower().startswith("jinja2") for d in pyproject["project"]["dependencies"])
