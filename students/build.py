@@ -120,6 +120,23 @@ def _writable_dir() -> Path:
     raise BuildError(f"no writable cache directory among {[str(d) for d in cache_dirs()]}")
 
 
+def compile_commands(cxx: str, tmp: Path) -> tuple[list[list[str]], list[Path]]:
+    """The compiler command lines and their object files (in ``tmp``): every kernel file once per ISA
+    (``-DHD_ISA=<isa>`` and that ISA's flags), then the dispatcher with ``-DHD_HAVE_<ISA>`` per variant.
+    The AVX-512 slice kernel, the longest compile, comes first, so the last job to start is a short one."""
+    cmds, objs = [], []
+    for isa, flags in isas().items():
+        for src in KERNEL_SRCS:
+            obj = tmp / f"{Path(src).stem}_{isa}.o"
+            cmds.append([cxx, *BASE_FLAGS, *flags, f"-DHD_ISA={isa}", "-c", str(CSRC / src), "-o", str(obj)])
+            objs.append(obj)
+    defines = [f"-DHD_HAVE_{isa.upper()}" for isa in isas() if isa != "scalar"]
+    obj = tmp / "fused.o"
+    cmds.append([cxx, *BASE_FLAGS, *defines, "-c", str(CSRC / DISPATCH_SRC), "-o", str(obj)])
+    objs.append(obj)
+    return cmds, objs
+
+
 def _compile(cmd: list[str]) -> tuple[int, str]:
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return res.returncode, res.stdout
@@ -148,22 +165,15 @@ def build(force: bool = False, verbose: bool = True) -> Path:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
         tmp = Path(tmp)
-        cmds, objs = [], []
-        defines = [f"-DHD_HAVE_{isa.upper()}" for isa in isas() if isa != "scalar"]
-        for isa, flags in isas().items():
-            for src in KERNEL_SRCS:
-                obj = tmp / f"{Path(src).stem}_{isa}.o"
-                cmds.append([cxx, *BASE_FLAGS, *flags, f"-DHD_ISA={isa}", "-c", str(CSRC / src), "-o", str(obj)])
-                objs.append(obj)
-        obj = tmp / "fused.o"
-        cmds.append([cxx, *BASE_FLAGS, *defines, "-c", str(CSRC / DISPATCH_SRC), "-o", str(obj)])
-        objs.append(obj)
-        # Largest first (the AVX-512 slice kernel), so the last job to start is a short one.
+        cmds, objs = compile_commands(cxx, tmp)
         with concurrent.futures.ThreadPoolExecutor(max_workers=JOBS) as pool:
-            results = list(pool.map(_compile, cmds))
-        for cmd, (rc, log) in zip(cmds, results):
-            if rc != 0:
-                raise BuildError(f"compile failed: {' '.join(cmd)}\n{log}")
+            futures = [pool.submit(_compile, cmd) for cmd in cmds]
+            for cmd, fut in zip(cmds, futures):
+                rc, log = fut.result()
+                if rc != 0:
+                    for f in futures:
+                        f.cancel()  # the first error is reported without compiling the rest
+                    raise BuildError(f"compile failed: {' '.join(cmd)}\n{log}")
         tmp_so = tmp / target.name
         cmd = [cxx, "-shared", "-fopenmp", *map(str, objs), "-o", str(tmp_so)]
         res = subprocess.run(cmd, capture_output=True, text=True)
