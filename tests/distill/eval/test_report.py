@@ -476,7 +476,8 @@ def test_old_bench_without_identities_is_not_matched(ckpt_path, image_dir, tmp_p
     g = next(g for g in s["gates"] if g["gate"] == "speedup_min")
     assert g["status"] == "NOT MEASURED" and "records no teacher identities" in g["text"]
     assert "cannot be matched" in g["text"] and "rerun `hdr-distill bench`" in g["text"]
-    assert _esc(g["text"]) in (tmp_path / "r" / "report.html").read_text()
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert _esc(g["text"]) in page and "no speed-up is claimed" in page and "<code>None</code>" not in page
 
 
 def test_inf_psnr_on_every_image_is_a_failure_that_names_the_identity_teacher(tmp_path, image_dir, capsys):
