@@ -2,6 +2,9 @@
 
 The --help runs are real subprocesses (started together, so the suite pays for about one interpreter start
 per core), so that a broken import or parser in any script fails here rather than when someone runs it.
+``import benchmarks`` works under pytest from a clean clone with no install and no sys.path edit: tests/ and
+tests/benchmarks/ are packages, so pytest's default (prepend) import mode puts the folder above tests/, the
+repository root, on sys.path; the subprocesses run from the root, where ``python -m`` finds the package too.
 """
 from __future__ import annotations
 
