@@ -18,7 +18,8 @@ float32 CHW (torch tensors). Float outputs are not clamped (like the torch path)
 ``srgb_log`` student's output is decoded in the same pass (``hdrnet.decode_output``) and so lies in [0, 1].
 
 The library is loaded with ctypes (no torch headers, so no rebuild per torch version). If it cannot
-be built or loaded, ``FastStudent`` warns and falls back to the torch path; ``fused_slice_apply``
+be built or loaded, or the student turns on an option that students/options.py does not declare for the
+"fused" backend, ``FastStudent`` warns and falls back to the torch path; ``fused_slice_apply``
 raises ``FusedUnavailable``. Set ``HDR_DISTILL_NO_FUSED=1`` to force the fallback and
 ``HDR_DISTILL_FUSED_ISA=avx2|scalar`` to force a kernel variant (for tests and benchmarks).
 
@@ -42,7 +43,9 @@ import numpy as np
 import torch
 
 from students.grid import bilateral_blur, bilateral_dims
-from students.hdrnet import LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input, offset_biases
+from students.hdrnet import (LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encode_input, offset_biases,
+                             white_base_count)
+from students.options import unsupported
 
 ENV_DISABLE = "HDR_DISTILL_NO_FUSED"
 ENV_ISA = "HDR_DISTILL_FUSED_ISA"
@@ -403,8 +406,9 @@ class FastStudent:
             self._det = np.empty((self.cfg.lowres, self.cfg.lowres), np.float32)
             self._low4 = np.empty((self.cfg.lowres, self.cfg.lowres, 4), np.float32)
         reason = "use_fused=False" if not use_fused else None
-        if reason is None and self.cfg.guide_blur:
-            reason = "no fused kernel for a guide_blur student yet"
+        missing = unsupported(self.cfg, "fused")  # students/options.py: what the fused path implements
+        if reason is None and missing:
+            reason = f"no fused kernel for student option{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
         if reason is None:
             try:
                 self.engine = engine()
@@ -484,7 +488,7 @@ class FastStudent:
         h, w = base.shape
         flat = base.reshape(-1)
         hi = np.percentile(flat, self.cfg.white_base_percentile)  # hdrnet.percentile's interpolation
-        k = min(max(8, flat.size // 200), 256, flat.size)
+        k = white_base_count(flat.size)
         near = np.argpartition(np.abs(flat - np.float32(hi)), k - 1)[:k]  # the k nearest, as torch.topk's
         idx = torch.from_numpy(near.astype(np.int64))[None]  # [1,K]
         b, e = torch.from_numpy(flat[near])[None], torch.from_numpy(lum.reshape(-1)[near])[None]  # [1,K]

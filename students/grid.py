@@ -151,8 +151,7 @@ def apply_coeffs(coeffs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         coeffs: ``[B, 12, *S]`` (row-major 3x4), e.g. ``S = (H, W)`` or ``(N,)``.
         x: ``[B, 3, *S]``.
     """
-    b, _, *rest = coeffs.shape
-    a = coeffs.view(b, 3, 4, *rest)
+    a = coeffs.unflatten(1, [3, 4])  # [B,3,4,*S]
     return (a[:, :, :3] * x.unsqueeze(1)).sum(2) + a[:, :, 3]
 
 

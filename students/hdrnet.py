@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from distill.core.color import LUMA, linear_to_srgb
 from students.grid import (N_COEFFS, apply_coeffs, bilateral_base, guide_map, identity_grid, lowres_copy, slice_grid,
                            slice_points)
+from students.options import check_config, require
 
 # Fixed range of the "log" input encoding, in stops: 2^-LOG_MIN .. 2^LOG_MAX maps to [0, 1]. HDR inputs
 # arrive normalised to a maximum of 1 (distill.core.color.to_space), so this is a 20-stop window below the peak.
@@ -51,19 +52,10 @@ class HDRNetConfig:
     # True (log input only): the luminance histograms (stats_bins) are of the log luminance too, the quantity
     # a guide_luma grid's intensity axis measures, instead of the mean of the log channels.
     stats_luma: bool = False
-    # > 0: the guide reads the encoded image Gaussian-blurred by this sigma, as a fraction of the image's longer
-    # side (so it means the same content scale on a 256 px crop and a 12 MP photo). Fine texture then cannot
-    # move a pixel along the grid's intensity axis, and the per-cell affine slope alone sets how much of it
-    # passes (a Durand-style operator keeps detail while it compresses the base). 0: the pixel itself.
-    guide_blur: float = 0.0
-    # > 0 (with guide_blur, log input): a pixel's deviation from the blurred image passes to the guide beyond
-    # this many stops (soft threshold): texture under it stays off the intensity axis, an edge still splits
-    # its two sides (a cheap stand-in for the teacher's edge-aware base layer). 0: the plain blur.
-    guide_texture_stops: float = 0.0
     # > 0 (log input): the guide reads the image with its log luminance replaced by a bilateral filter of it
     # (``bilateral_base``: spatial sigma this fraction of the longer side, range sigma guide_bilateral_stops),
-    # the base layer of Durand & Dorsey, whose own sigmas are 0.02 and 1.33 stops. Texture stays off the
-    # intensity axis as with guide_blur, and an edge still splits its two sides. 0: off.
+    # the base layer of Durand & Dorsey, whose own sigmas are 0.02 and 1.33 stops. Fine texture then cannot
+    # move a pixel along the grid's intensity axis, and an edge still splits its two sides. 0: off.
     guide_bilateral: float = 0.0
     guide_bilateral_stops: float = 1.33
     # > 0 (with guide_bilateral and srgb_log, in place of white_percentile): the exposure rule of Durand &
@@ -72,50 +64,25 @@ class HDRNetConfig:
     # detail-free pixel there is display white (``base_white_offset``). null: off. Fused and TorchScript paths too.
     white_base_percentile: float | None = None
 
+    # Which backend runs which option, and what each option needs of the others: students/options.py.
+
     def __post_init__(self):
         n = math.log2(self.lowres / self.grid_size)
         if n != int(n) or n < 1:
             raise ValueError(f"lowres/grid_size must be a power of two >= 2, got {self.lowres}/{self.grid_size}")
-        if self.stats_bins < 0:
-            raise ValueError(f"stats_bins must be >= 0, got {self.stats_bins}")
-        if self.white_percentile is not None and not 0.0 < self.white_percentile <= 100.0:
-            raise ValueError(f"white_percentile must be in (0, 100] or null, got {self.white_percentile}")
-        if self.input_encoding not in ("none", "log"):
-            raise ValueError(f"input_encoding must be 'none' or 'log', got '{self.input_encoding}'")
-        if self.output_encoding not in ("none", "srgb_log"):
-            raise ValueError(f"output_encoding must be 'none' or 'srgb_log', got '{self.output_encoding}'")
-        if self.output_encoding == "srgb_log" and self.input_encoding != "log":
-            raise ValueError("output_encoding 'srgb_log' needs input_encoding 'log' (it inverts that encoding)")
-        if not 0.0 <= self.guide_blur <= 0.1:
-            raise ValueError(f"guide_blur must be in [0, 0.1] (a fraction of the longer side), got {self.guide_blur}")
-        if self.guide_texture_stops < 0 or (self.guide_texture_stops and not self.guide_blur):
-            raise ValueError(f"guide_texture_stops must be >= 0 and needs guide_blur > 0, got "
-                             f"{self.guide_texture_stops} with guide_blur {self.guide_blur}")
-        if not 0.0 <= self.guide_bilateral <= 0.1 or self.guide_bilateral_stops <= 0:
-            raise ValueError(f"guide_bilateral must be in [0, 0.1] (a fraction of the longer side) and "
-                             f"guide_bilateral_stops > 0, got {self.guide_bilateral} and {self.guide_bilateral_stops}")
-        if self.guide_bilateral and self.guide_blur:
-            raise ValueError("guide_bilateral and guide_blur are two guides; set one of them")
-        if self.white_base_percentile is not None:
-            if not 0.0 < self.white_base_percentile <= 100.0:
-                raise ValueError(f"white_base_percentile must be in (0, 100] or null, got {self.white_base_percentile}")
-            if not self.guide_bilateral or self.output_encoding != "srgb_log" or self.white_percentile is not None:
-                raise ValueError("white_base_percentile needs guide_bilateral > 0 and output_encoding 'srgb_log', "
-                                 "and replaces white_percentile (set that to null)")
-        for name in ("guide_luma", "stats_luma", "guide_texture_stops", "guide_bilateral"):
-            if getattr(self, name) and self.input_encoding != "log":
-                raise ValueError(f"{name} needs input_encoding 'log' (it decodes the log window)")
+        check_config(self)
 
 
-def encode_input(x: torch.Tensor, encoding: str) -> torch.Tensor:
-    """Map the teacher-space input into the [0,1]-ish domain the student works in."""
+def encode_input(x: torch.Tensor, encoding: str, lo: float = LOG_MIN, hi: float = LOG_MAX) -> torch.Tensor:
+    """Map the teacher-space input into the [0,1]-ish domain the student works in (the constants are default
+    arguments so that the exported student can script this function: TorchScript takes no module-level floats)."""
     if encoding == "none":
         return x
     # log2 radiance over a fixed window; fixed so that the fused path can do the same per pixel.
-    return ((torch.log2(x.clamp(min=0) + 2.0**-LOG_MIN) + LOG_MIN) / (LOG_MIN + LOG_MAX)).clamp(0, 1)
+    return ((torch.log2(x.clamp(min=0) + 2.0**-lo) + lo) / (lo + hi)).clamp(0, 1)
 
 
-def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
+def decode_output(y: torch.Tensor, encoding: str, lo: float = LOG_MIN, hi: float = LOG_MAX) -> torch.Tensor:
     """The grid's affine output -> the student's display output. "none": as is. "srgb_log": ``y`` is read in
     the "log" input encoding, as the radiance ``2^((LOG_MIN + LOG_MAX) y - LOG_MIN)``, which is clipped to
     [0, 1] and sRGB-encoded. An identity grid then shows the peak-normalised input ``x`` as sRGB (of
@@ -123,7 +90,7 @@ def decode_output(y: torch.Tensor, encoding: str) -> torch.Tensor:
     exponentials; it moves the output by at most 1.3e-5)."""
     if encoding == "none":
         return y
-    return linear_to_srgb(torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN))
+    return linear_to_srgb(torch.exp2(y * (lo + hi) - lo))
 
 
 def encoded_log_luminance(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
@@ -143,19 +110,6 @@ def luma_guide_input(xe: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
     luminance. The constants are default arguments so that the exported student can script this function
     (TorchScript takes no module-level floats)."""
     return xe - xe.mean(1, keepdim=True) + encoded_log_luminance(xe, lo, hi, w).unsqueeze(1)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``[B,C,H,W]`` by ``sigma`` px (taps out to 3 sigma, borders reflected)."""
-    r = min(int(math.ceil(3.0 * sigma)), x.shape[-2] - 1, x.shape[-1] - 1)
-    if sigma <= 0 or r < 1:
-        return x
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def luminance_histograms(low: torch.Tensor, bins: int, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,12 +233,35 @@ def normalise_white(y: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
     return (y / white.view(shape)).clamp(0.0, 1.0)
 
 
-def offset_biases(grid: torch.Tensor, stops: torch.Tensor) -> torch.Tensor:
+def white_base_count(n: int) -> int:
+    """How many pixels ``white_base_percentile``'s exposure averages over, of ``n``: 0.5 % of them, 8 to 256
+    (few enough to sit on both sides of a high percentile)."""
+    return min(max(8, n // 200), 256, n)
+
+
+def white_base_pixels(base: torch.Tensor, p: float) -> torch.Tensor:
+    """Indices ``[B,K]`` of the ``white_base_count`` pixels whose ``base [B,N]`` is nearest its ``p``-th
+    percentile (the fused path picks the same ones in numpy)."""
+    hi = percentile(base, p)
+    return torch.topk(-(base - hi.unsqueeze(1)).abs(), white_base_count(base.shape[1]), dim=1).indices
+
+
+def white_offset(y: torch.Tensor, e: torch.Tensor, base: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX,
+                 w: Tuple[float, float, float] = LUMA) -> torch.Tensor:
+    """``base_white_offset`` from the affine (log-radiance) output ``y [B,3,K]`` at the chosen pixels and their
+    encoded log luminance ``e`` and base ``[B,K]``: the mean of the output's log2 luminance minus the pixel's
+    own detail, ``[B]``."""
+    lin = torch.exp2(y * (lo + hi) - lo)  # [B,3,K] radiance
+    lum = w[0] * lin[:, 0] + w[1] * lin[:, 1] + w[2] * lin[:, 2]
+    return (torch.log2(lum.clamp(min=2.0 ** -lo)) - (e - base) * (lo + hi)).mean(1)
+
+
+def offset_biases(grid: torch.Tensor, stops: torch.Tensor, lo: float = LOG_MIN, hi: float = LOG_MAX) -> torch.Tensor:
     """``grid [B,12,D,Gh,Gw]`` with ``stops [B]`` (log2) taken off every cell's three biases: for a log-radiance
     output (``srgb_log``) that divides the output radiance by ``2^stops``."""
-    bias = torch.zeros(1, N_COEFFS, 1, 1, 1, dtype=grid.dtype, device=grid.device)
+    bias = torch.zeros(1, grid.shape[1], 1, 1, 1, dtype=grid.dtype, device=grid.device)
     bias[:, 3::4] = 1.0
-    return grid - bias * (stops / (LOG_MIN + LOG_MAX)).view(-1, 1, 1, 1, 1)
+    return grid - bias * (stops / (lo + hi)).view(-1, 1, 1, 1, 1)
 
 
 def gather_pixels(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -307,6 +284,7 @@ class HDRNet(nn.Module):
     def __init__(self, cfg: HDRNetConfig | None = None, **kwargs):
         super().__init__()
         cfg = cfg or HDRNetConfig(**kwargs)
+        require(cfg, "torch", "HDRNet")  # students/options.py: every option has a torch path, the definition
         self.cfg = cfg
         n_splat = int(math.log2(cfg.lowres / cfg.grid_size))
         chans = [3 + int(cfg.detail_input)] + [cfg.width * 2**i for i in range(n_splat)]
@@ -363,23 +341,15 @@ class HDRNet(nn.Module):
         return grid + self.grid_identity
 
     def guide_source(self, xe: torch.Tensor) -> torch.Tensor:
-        """What the guide reads for the encoded image ``xe [B,3,H,W]``: ``xe`` itself, its ``guide_blur``, or
+        """What the guide reads for the encoded image ``xe [B,3,H,W]``: ``xe`` itself, or with ``guide_bilateral``
         ``xe`` shifted so that its log luminance is its ``bilateral_base`` (the chroma kept)."""
-        if self.cfg.guide_bilateral:
-            with torch.no_grad():
-                e = encoded_log_luminance(xe)
-                sigma_px = self.cfg.guide_bilateral * max(xe.shape[-2:])
-                base = bilateral_base(e, sigma_px, self.cfg.guide_bilateral_stops / (LOG_MIN + LOG_MAX))
-                return xe + (base - e).unsqueeze(1)
-        if not self.cfg.guide_blur:
+        if not self.cfg.guide_bilateral:
             return xe
         with torch.no_grad():  # a function of the input only
-            smooth = gaussian_blur(xe, self.cfg.guide_blur * max(xe.shape[-2:]))
-            if not self.cfg.guide_texture_stops:
-                return smooth
-            d = xe - smooth
-            tau = self.cfg.guide_texture_stops / (LOG_MIN + LOG_MAX)  # stops -> the log encoding's units
-            return smooth + torch.sign(d) * (d.abs() - tau).clamp(min=0)
+            e = encoded_log_luminance(xe)
+            sigma_px = self.cfg.guide_bilateral * max(xe.shape[-2:])
+            base = bilateral_base(e, sigma_px, self.cfg.guide_bilateral_stops / (LOG_MIN + LOG_MAX))
+            return xe + (base - e).unsqueeze(1)
 
     def guide(self, x: torch.Tensor) -> torch.Tensor:
         """Full-res ``[B,3,H,W]`` (``guide_source``'s output) -> guide ``[B,H,W]`` in [0,1]."""
@@ -389,7 +359,7 @@ class HDRNet(nn.Module):
 
     def guide_points(self, gsrc: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """The guide ``[B,N]`` at pixels ``(rows, cols)``, from ``gsrc = guide_source(xe)`` of the whole image
-        (a blurred guide needs every pixel, not only the sampled ones)."""
+        (a bilateral guide needs every pixel, not only the sampled ones)."""
         return self.guide(gather_pixels(gsrc, rows, cols).unsqueeze(2)).squeeze(1)
 
     def apply_and_decode(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
@@ -435,9 +405,7 @@ class HDRNet(nn.Module):
         b, _, h, w = xs.shape
         with torch.no_grad():  # which pixels: a function of the input only
             e, base = encoded_log_luminance(xs).flatten(1), encoded_log_luminance(gs).flatten(1)  # [B,N]
-            hi = percentile(base, self.cfg.white_base_percentile)
-            k = min(max(8, base.shape[1] // 200), 256, base.shape[1])
-            idx = torch.topk(-(base - hi[:, None]).abs(), k, dim=1).indices  # [B,K]
+            idx = white_base_pixels(base, self.cfg.white_base_percentile)  # [B,K]
         rows, cols = idx // w, idx % w
         return self.white_offset_at(grid, gather_pixels(xs, rows, cols), gather_pixels(gs, rows, cols),
                                     torch.gather(e, 1, idx), torch.gather(base, 1, idx), rows, cols, h, w)
@@ -447,9 +415,7 @@ class HDRNet(nn.Module):
         """``base_white_offset`` from its chosen pixels: encoded pixels ``xp`` and guide sources ``gp`` ``[B,3,K]``,
         their log luminance ``e`` and base ``[B,K]`` at ``(rows, cols)`` of an ``h x w`` image. ``[B]``, log2."""
         y = apply_coeffs(slice_points(grid, self.guide(gp.unsqueeze(2)).squeeze(1), rows, cols, h, w), xp)
-        lin = torch.exp2(y * (LOG_MIN + LOG_MAX) - LOG_MIN)  # [B,3,K] radiance
-        lum = LUMA[0] * lin[:, 0] + LUMA[1] * lin[:, 1] + LUMA[2] * lin[:, 2]
-        return (torch.log2(lum.clamp(min=2.0 ** -LOG_MIN)) - (e - base) * (LOG_MIN + LOG_MAX)).mean(1)
+        return white_offset(y, e, base)
 
     def expose(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """With ``white_base_percentile``: the grid with ``base_white_offset`` taken off every cell's three
@@ -459,9 +425,12 @@ class HDRNet(nn.Module):
         return offset_biases(grid, self.base_white_offset(grid, xe))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xe = encode_input(x, self.cfg.input_encoding)
-        grid = self.expose(self.coefficients(self.lowres_input(xe)), xe)
-        out = self.render(grid, xe)
+        xe = encode_input(x, self.cfg.input_encoding)  # [B,3,H,W]
+        grid = self.coefficients(self.lowres_input(xe))  # [B,12,D,G,G]
+        grid = self.expose(grid, xe)  # white_base_percentile: the exposure folded into the biases
+        guide = self.guide(self.guide_source(xe))  # [B,H,W]
+        coeffs = slice_grid(grid, guide)  # [B,12,H,W]
+        out = self.apply_and_decode(coeffs, xe)  # [B,3,H,W]
         if self.cfg.white_percentile:
             out = normalise_white(out, self.white(grid, xe))
         return out

@@ -18,8 +18,11 @@ below 1e-4, in practice ~1e-6):
   equivalent 5-D ``F.grid_sample`` (trilinear, ``align_corners=False``, border padding, coordinates
   (x, y, z)); tests/students/test_grid.py checks the two agree to 1e-12 in float64.
 
-The guide and apply steps are restated here in TorchScript-compatible form (same formulas as
-students/grid.py); ``verify_*`` compares the whole model with ``HDRNet.forward``, so a drift shows.
+Everything else calls the student's own functions (encode_input, guide_map, luma_guide_input, apply_coeffs,
+decode_output, with_histograms, the bilateral splat and blur, white_base_pixels, white_offset, offset_biases),
+written to script; ``coefficients`` restates HDRNet.coefficients' five lines over the same submodules.
+``verify_*`` compares the whole model with ``HDRNet.forward``, so a drift shows. Which options each format
+exports is declared in students/options.py (``require``), checked before anything is written.
 
 ONNX needs both sides >= the student's low-res size (256 for the paper-sized student): torch's smaller-image
 path (bilinear, antialiased upsampling) is a shape-dependent branch that the exporter cannot keep. The
@@ -34,7 +37,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import math
 import json
 import logging
 import os
@@ -48,10 +50,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from distill.core.atomic import atomic_write_bytes
-from distill.core.color import LUMA
-from students.grid import N_COEFFS, bilateral_blur, bilateral_dims, bilateral_splat
-from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, encoded_log_luminance,
-                             fine_detail_sq, luma_guide_input, with_histograms)
+from students.grid import N_COEFFS, apply_coeffs, bilateral_blur, bilateral_dims, bilateral_splat, guide_map
+from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_FLOOR, HDRNet, decode_output,
+                             encode_input, encoded_log_luminance, fine_detail_sq, luma_guide_input, offset_biases,
+                             white_base_pixels, white_offset, with_histograms)
+from students.options import require
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +122,7 @@ class ExportableStudent(nn.Module):
         super().__init__()
         if not isinstance(model, HDRNet):
             raise TypeError(f"ExportableStudent: model must be an HDRNet, got {type(model).__name__}")
-        if model.cfg.guide_blur:
-            raise ValueError("ExportableStudent: a guide_blur student does not export yet (its guide needs a "
-                             "Gaussian blur of the whole image; the exported graph has none)")
+        require(model.cfg, "torchscript", "ExportableStudent")  # the superset of what ONNX exports
         m = copy.deepcopy(model).cpu().float().eval()
         self.lowres: int = m.cfg.lowres
         self.grid_depth: int = m.cfg.grid_depth
@@ -134,19 +135,13 @@ class ExportableStudent(nn.Module):
         self.white_floor: float = float(WHITE_FLOOR)
         self.register_buffer("output_luma", torch.tensor(OUTPUT_LUMA).view(1, 3, 1, 1))
         self.n_coeffs: int = N_COEFFS
-        self.log_input: bool = m.cfg.input_encoding == "log"
-        self.log_min: float = float(LOG_MIN)
-        self.log_max: float = float(LOG_MAX)
+        self.input_encoding: str = m.cfg.input_encoding
         self.output_encoding: str = m.cfg.output_encoding
         self.guide_luma: bool = bool(m.cfg.guide_luma)
         # guide_bilateral: the guide reads the log luminance's bilateral filter (students.grid.bilateral_base)
         self.bilateral: float = float(m.cfg.guide_bilateral)
         self.bilateral_range: float = float(m.cfg.guide_bilateral_stops) / (LOG_MIN + LOG_MAX)
         self.white_base: float = float(m.cfg.white_base_percentile or 0.0)  # HDRNet.expose
-        self.register_buffer("luma", torch.tensor(LUMA))
-        bias_mask = torch.zeros(1, N_COEFFS, 1, 1, 1)
-        bias_mask[:, 3::4] = 1.0
-        self.register_buffer("bias_mask", bias_mask)
         self.stats_luma: bool = bool(m.cfg.stats_luma)
         self.splat, self.global_conv, self.global_fc = m.splat, m.global_conv, m.global_fc
         self.local, self.to_grid = m.local, m.to_grid
@@ -155,13 +150,6 @@ class ExportableStudent(nn.Module):
             self.register_buffer(name, value.clone())
         self.n_knots: int = int(self.shifts.shape[1])
         self.requires_grad_(False)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """hdrnet.encode_input: identity, or log2 radiance over a fixed window."""
-        if self.log_input:
-            lo, hi = self.log_min, self.log_max
-            return ((torch.log2(x.clamp(min=0) + 2.0 ** -lo) + lo) / (lo + hi)).clamp(0, 1)
-        return x
 
     def lowres_copy(self, xe: torch.Tensor) -> torch.Tensor:
         """students.grid.lowres_copy, with the area branch written as an integral image."""
@@ -201,46 +189,31 @@ class ExportableStudent(nn.Module):
         return self.guide_plain(xe)
 
     def guide_plain(self, xe: torch.Tensor) -> torch.Tensor:
-        """The guide of an already filtered source (``guide`` without its bilateral step)."""
+        """The guide of an already filtered source (``guide`` without its bilateral step): HDRNet.guide."""
         if self.guide_luma:
             xe = luma_guide_input(xe)
-        v = torch.einsum("ij,bjhw->bihw", self.ccm, xe) + self.ccm_bias.view(1, 3, 1, 1)  # [B,3,H,W]
-        curves = torch.zeros_like(v)
-        for k in range(self.n_knots):  # one image of memory, not K
-            curves = curves + self.slopes[:, k].view(1, 3, 1, 1) * F.relu(v - self.shifts[:, k].view(1, 3, 1, 1))
-        g = (curves * self.mix.view(1, 3, 1, 1)).sum(1) + self.mix_bias.view(1, 1, 1)  # [B,H,W]
-        return g.clamp(0.0, 1.0)
+        return guide_map(xe, self.ccm, self.ccm_bias, self.shifts, self.slopes, self.mix, self.mix_bias)
 
     def expose(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """HDRNet.expose / base_white_offset: the offset that puts the base's percentile at white (with its
-        pixels' own detail), taken off every cell's three biases. On every other row and column of ``xe``."""
+        pixels' own detail), taken off every cell's three biases. On every other row and column of ``xe``; the
+        chosen pixels sliced by grid_sample, as the whole image is."""
         xs = xe[:, :, ::2, ::2]
         gs = self.bilateral_source(xs)
-        w = xs.shape[3]
+        b, hh, ww = xs.shape[0], xs.shape[2], xs.shape[3]
         e, base = encoded_log_luminance(xs).flatten(1), encoded_log_luminance(gs).flatten(1)  # [B,N]
-        n = base.shape[1]
-        pos = self.white_base / 100.0 * (n - 1)  # hdrnet.percentile: numpy's linear interpolation
-        lo = min(int(math.floor(pos)), n - 1)
-        a = torch.kthvalue(base, lo + 1, dim=1).values
-        hi = a if lo + 1 >= n else a + (pos - lo) * (torch.kthvalue(base, lo + 2, dim=1).values - a)
-        k = min(max(8, n // 200), 256, n)
-        idx = torch.topk(-(base - hi.unsqueeze(1)).abs(), k, dim=1).indices  # [B,K]
-        rows, cols = torch.div(idx, w, rounding_mode="floor"), idx % w
+        idx = white_base_pixels(base, self.white_base)  # [B,K]
+        k = idx.shape[1]
+        rows, cols = torch.div(idx, ww, rounding_mode="floor"), idx % ww
         xp = torch.gather(xs.flatten(2), 2, idx.unsqueeze(1).expand(-1, 3, -1))  # [B,3,K]
         gp = torch.gather(gs.flatten(2), 2, idx.unsqueeze(1).expand(-1, 3, -1))
         guide = self.guide_plain(gp.unsqueeze(2))  # [B,1,K]
-        hh, ww = xs.shape[2], xs.shape[3]
         ys = (rows.to(xs.dtype) * 2 + 1) / hh - 1
         xs_n = (cols.to(xs.dtype) * 2 + 1) / ww - 1
-        coords = torch.stack([xs_n, ys, guide[:, 0] * 2 - 1], -1).view(xs.shape[0], 1, 1, k, 3)
+        coords = torch.stack([xs_n, ys, guide[:, 0] * 2 - 1], -1).view(b, 1, 1, k, 3)
         coeffs = F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=False)
-        a3 = coeffs.view(xs.shape[0], 3, 4, k)
-        y = (a3[:, :, :3] * xp.unsqueeze(1)).sum(2) + a3[:, :, 3]  # [B,3,K]
-        lin = torch.exp2(y * (self.log_min + self.log_max) - self.log_min)
-        lum = (lin * self.luma.view(1, 3, 1)).sum(1)
-        det = (torch.gather(e, 1, idx) - torch.gather(base, 1, idx)) * (self.log_min + self.log_max)
-        c = (torch.log2(lum.clamp(min=2.0 ** -self.log_min)) - det).mean(1) / (self.log_min + self.log_max)
-        return grid - self.bias_mask * c.view(-1, 1, 1, 1, 1)
+        y = apply_coeffs(coeffs.view(b, self.n_coeffs, k), xp)  # [B,3,K]
+        return offset_biases(grid, white_offset(y, torch.gather(e, 1, idx), torch.gather(base, 1, idx)))
 
     def bilateral_source(self, xe: torch.Tensor) -> torch.Tensor:
         """HDRNet.guide_source for a guide_bilateral student: ``xe`` shifted so that its log luminance is its
@@ -253,19 +226,8 @@ class ExportableStudent(nn.Module):
         return xe + (base - e).unsqueeze(1)
 
     def apply(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
-        """students.grid.apply_coeffs: per-pixel 3x4 affine transform, ``[B,12,H,W]`` x ``[B,3,H,W]``, then
-        hdrnet.decode_output."""
-        b, h, w = coeffs.shape[0], coeffs.shape[2], coeffs.shape[3]
-        a = coeffs.view(b, 3, 4, h, w)
-        return self.decode((a[:, :, :3] * xe.unsqueeze(1)).sum(2) + a[:, :, 3])
-
-    def decode(self, y: torch.Tensor) -> torch.Tensor:
-        """hdrnet.decode_output (written out: TorchScript takes no module-level floats): identity, or the log
-        window's radiance, clipped to [0, 1] and sRGB-encoded."""
-        if self.output_encoding == "none":
-            return y
-        r = torch.exp2(y * (self.log_min + self.log_max) - self.log_min).clamp(0.0, 1.0)
-        return torch.where(r <= 0.0031308, 12.92 * r, 1.055 * r.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
+        """HDRNet.apply_and_decode: the per-pixel 3x4 affine transform, ``[B,12,H,W]`` x ``[B,3,H,W]``, decoded."""
+        return decode_output(apply_coeffs(coeffs, xe), self.output_encoding)
 
     def white(self, grid: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """HDRNet.white: the output's luma percentile on every other row and column, ``[B]``; the two order
@@ -282,7 +244,7 @@ class ExportableStudent(nn.Module):
         return (a + frac * (b - a)).clamp(min=self.white_floor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xe = self.encode(x)  # [B,3,H,W]
+        xe = encode_input(x, self.input_encoding)  # [B,3,H,W]
         grid = self.coefficients(self.lowres_input(xe))  # [B,12,D,G,G]
         if self.white_base > 0:
             grid = self.expose(grid, xe)
@@ -317,10 +279,7 @@ def export_onnx(model: HDRNet, path: str | os.PathLike, metadata: dict[str, Any]
 
     if opset < 20:
         raise ValueError(f"export_onnx: opset must be >= 20 (5-D GridSample), got {opset}")
-    if model.cfg.guide_bilateral:
-        raise ValueError("export_onnx: a guide_bilateral student exports to TorchScript only for now "
-                         "(format=torchscript): its bilateral grid's size follows the image's, which this ONNX "
-                         "export would freeze at the example's size")
+    require(model.cfg, "onnx", "export_onnx")  # students/options.py; before anything is written
     net = ExportableStudent(model)
     low = net.lowres
     h, w = example_size or (low + 37, low + 77)
@@ -353,6 +312,7 @@ def export_torchscript(model: HDRNet, path: str | os.PathLike, metadata: dict[st
     """Script ``model`` (any image size) into a TorchScript file; metadata as the ``metadata.json`` extra file."""
     import io
 
+    require(model.cfg, "torchscript", "export_torchscript")  # students/options.py; before anything is written
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated but still the format
         scripted = torch.jit.script(ExportableStudent(model))
@@ -456,6 +416,9 @@ def run(cfg) -> dict[str, Any]:
     model = build_student(ckpt)
     if not isinstance(model, HDRNet):
         raise ExportError(f"export: {cfg.checkpoint} holds a {type(model).__name__}; only HDRNet students export")
+    for fmt in ("onnx", "torchscript"):  # every requested format's options first: nothing written on a refusal
+        if cfg.format in (fmt, "both"):
+            require(model.cfg, fmt, f"export format={cfg.format}")
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).with_suffix("")
     stem = out.with_suffix("") if out.suffix in (".onnx", ".pt", ".ts") else out
     meta = checkpoint_metadata(ckpt)

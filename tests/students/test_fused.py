@@ -468,14 +468,3 @@ def test_bilateral_guide_matches_torch_every_isa(isa, h, w, sigma):
         assert np.abs(fast(hwc(x)) - hwc(ref)).max() < 1e-5
     with pytest.raises(ValueError, match="base_grid needs"):
         fused.fused_slice_apply(hwc(x), np.zeros((12, 8, 4, 4), np.float32), m.guide_params(), base_grid=out)
-
-
-def test_filtered_guide_student_runs_on_the_torch_path():
-    option = "guide_blur"
-    m = HDRNet(width=4, lowres=64, grid_size=8, input_encoding="log", **{option: 0.01})
-    with pytest.warns(RuntimeWarning, match=option):
-        fast = fused.FastStudent(m)
-    assert fast.engine == "torch-fallback"
-    x = torch.rand(1, 3, 80, 72)
-    with torch.no_grad():
-        torch.testing.assert_close(fast(x), m(x))
