@@ -2,7 +2,7 @@
 
 Walks the tree, so a new experiment, teacher, student, data or pairs option is covered without editing
 this file. Instantiating is cheap: sources decode images on access, not on construction, and the
-`make photos` set (``.cache/photos``) is replaced by a folder of one tiny image.
+`make photos` set (``.cache/photos``) is replaced by a folder of five tiny images.
 """
 from __future__ import annotations
 
@@ -41,9 +41,10 @@ NEEDS = {
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
-    """A stand-in for `make photos`' folder: one small PNG (PhotoSetSource refuses a folder without one)."""
+    """A stand-in for `make photos`' folder: five small PNGs, so its train and held-out splits are both non-empty."""
     d = tmp_path_factory.mktemp("photos")
-    cv2.imwrite(str(d / "a.png"), np.full((24, 32, 3), 128, np.uint8))
+    for i in range(5):
+        cv2.imwrite(str(d / f"{'abcde'[i]}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
     return d
 
 

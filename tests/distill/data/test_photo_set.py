@@ -116,3 +116,18 @@ def test_zoomed_windows_are_the_photo_quadrants_at_full_detail(tmp_path):
     assert np.abs(z3.astype(np.float32) - want).max() <= 1.0
     assert is_complete(dest, 40, zooms=4) and not is_complete(dest, 40)  # another zoom count asked for
     assert photo_set.zoom_windows(100, 160, 40, 2) == [(0, 0, 50, 80), (0, 80, 50, 80)]
+
+
+def test_photo_set_splits_partition_the_set(tmp_path):
+    import cv2
+    import numpy as np
+
+    for i in range(12):
+        cv2.imwrite(str(tmp_path / f"p{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
+    train = photo_set.PhotoSetSource(tmp_path, split="train")
+    held = photo_set.PhotoSetSource(tmp_path, split="heldout")
+    everything = photo_set.PhotoSetSource(tmp_path)
+    assert sorted(train.names + held.names) == sorted(everything.names) and not set(train.names) & set(held.names)
+    assert held.names == ["p02.png", "p07.png"]  # the third of every five, by sorted name
+    with pytest.raises(ValueError, match="split"):
+        photo_set.PhotoSetSource(tmp_path, split="test")
