@@ -1,4 +1,6 @@
 """students/grid.py: known answers, identities, gradients."""
+import math
+
 import pytest
 import torch
 
@@ -155,3 +157,27 @@ def test_bilateral_base_matches_the_exact_filter_keeps_edges_and_constants():
     # A wide range sigma makes it a plain Gaussian blur: the step's two sides then meet.
     wide = bilateral_base(e, 4.0, 10.0)[0]
     assert (wide[:, 28] - wide[:, 27]).mean() < 0.15
+
+
+def test_bilateral_base_spatial_sigma_is_the_one_asked_for():
+    """An impulse through the filter (range sigma wide, so it is a plain Gaussian blur) spreads by sigma_px along
+    each axis, as the brute-force filter's does; a sine of period 6 sigma keeps the brute force's amplitude.
+    (A grid of twice the cells per sigma, e.g. a wrong bilateral_dims, halves the spread and fails here; the
+    step test above does not see it, its edges being decided by the range sigma.)"""
+    h, w = 40, 56
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    for sigma in (3.0, 4.0, 5.0):
+        e = torch.full((1, h, w), 0.3, dtype=torch.float64)
+        e[0, 20, 28] = 0.8
+        got, ref = bilateral_base(e, sigma, 10.0)[0] - 0.3, exact_bilateral(e[0], sigma, 10.0) - 0.3
+        for d in ((yy - 20).double(), (xx - 28).double()):  # rows, then columns
+            spread_got = ((got * d**2).sum() / got.sum()).sqrt()
+            spread_ref = ((ref * d**2).sum() / ref.sum()).sqrt()
+            assert abs(spread_ref - sigma) < 0.05 * sigma  # the brute force is the Gaussian asked for ...
+            assert abs(spread_got - spread_ref) < 0.1 * sigma, (sigma, spread_got, spread_ref)  # ... and so is the grid
+        assert (got.max() - ref.max()).abs() < 0.25 * ref.max()
+        wave = (0.4 + 0.1 * torch.sin(2 * math.pi * xx / (6 * sigma))).double()[None]
+        inner = (slice(8, -8), slice(8, -8))
+        amp_got = (bilateral_base(wave, sigma, 10.0)[0][inner] - 0.4).abs().max()
+        amp_ref = (exact_bilateral(wave[0], sigma, 10.0)[inner] - 0.4).abs().max()
+        assert (amp_got - amp_ref).abs() < 0.12 * amp_ref, (sigma, amp_got, amp_ref)
