@@ -174,3 +174,112 @@ def test_missing_arguments_and_empty_folder(tmp_path):
         list_inputs(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         list_inputs(tmp_path / "nope")
+
+
+# ---- hostile folders (issue 30, items 4, 5, 7, 9) -----------------------------------------------------------
+
+def _good(folder, name="a.png", seed=0):
+    img = np.random.default_rng(seed).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    cv2.imwrite(str(folder / name), img)
+
+
+def test_every_kind_of_bad_entry_is_reported_skipped_and_counted(tmp_path):
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _good(src)
+    (src / "loop.png").symlink_to(src / "loop.png")  # a symlink loop
+    (src / "x.png").mkdir()  # a folder with an image's name
+    (src / "gone.png").symlink_to(tmp_path / "deleted.png")  # a dangling symlink
+    os.mkfifo(src / "pipe.png")  # reading it would block forever
+    _checkpoint(tmp_path / "s.pt")
+    rep = tmp_path / "rep"
+    with pytest.raises(SystemExit) as e:
+        run(_cfg(checkpoint=tmp_path / "s.pt", input=src, output=tmp_path / "out", report_dir=rep))
+    assert e.value.code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    summary = json.loads((rep / "apply_summary.json").read_text())
+    assert summary["written"] == 1 and summary["failed"] == 4
+    why = {f["file"].rsplit("/", 1)[-1]: f["error"] for f in summary["failures"]}
+    assert "symlink loop" in why["loop.png"] and "folder" in why["x.png"]
+    assert "deleted.png" in why["gone.png"] and "not a regular file" in why["pipe.png"]
+
+
+def test_a_folder_of_only_bad_entries_still_reports_them(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "gone.png").symlink_to(tmp_path / "deleted.png")
+    _checkpoint(tmp_path / "s.pt")
+    with pytest.raises(SystemExit):
+        run(_cfg(checkpoint=tmp_path / "s.pt", input=src, output=tmp_path / "out", report_dir=tmp_path / "rep"))
+    assert json.loads((tmp_path / "rep" / "apply_summary.json").read_text())["failed"] == 1
+
+
+def test_hdr_input_through_an_ldr_student_is_refused_unless_clipping_is_asked_for(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    hdr = np.random.default_rng(0).random((16, 20, 3)).astype(np.float32)
+    hdr[4:8, 4:8] = 274.0  # a light source
+    write_image(src / "memorial.hdr", hdr, bit_depth=32)
+    write_image(src / "ldr.tif", np.clip(hdr, 0, 1) * 0.9, bit_depth=32)  # float, but within [0, 1]: fine
+    for space in ("srgb", "linear"):
+        _checkpoint(tmp_path / "s.pt", input_space=space, output_space=space)
+        out = tmp_path / f"out_{space}"
+        with pytest.raises(SystemExit):
+            run(_cfg(checkpoint=tmp_path / "s.pt", input=src, output=out, report_dir=tmp_path / "rep"))
+        assert sorted(p.name for p in out.iterdir()) == ["ldr.tif"]
+        fail = json.loads((tmp_path / "rep" / "apply_summary.json").read_text())["failures"][0]
+        assert fail["file"].endswith("memorial.hdr")
+        assert "27" in fail["error"] and f"'{space}'" in fail["error"] and "clip_hdr=true" in fail["error"]
+    res = run(_cfg(checkpoint=tmp_path / "s.pt", input=src, output=tmp_path / "clipped", report_dir=tmp_path / "rep",
+                   **{"+clip_hdr": "true"}))
+    assert res["written"] == 2 and res["clipped_hdr"] == 1
+    assert "clip" in capsys.readouterr().err.lower()
+    _checkpoint(tmp_path / "h.pt", input_space="hdr", output_space="hdr")  # an HDR student takes it as it is
+    assert run(_cfg(checkpoint=tmp_path / "h.pt", input=src, output=tmp_path / "h", report_dir=tmp_path / "rep"))[
+        "written"] == 2
+
+
+def test_replacing_existing_outputs_is_said_and_a_suffixed_second_run_into_the_input_folder_works(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    _good(src, "a.png", 0)
+    _good(src, "b.png", 1)
+    _checkpoint(tmp_path / "s.pt")
+    kw = dict(checkpoint=tmp_path / "s.pt", input=src, output=tmp_path / "out", report_dir=tmp_path / "rep")
+    assert run(_cfg(**kw))["overwritten"] == 0
+    capsys.readouterr()
+    assert run(_cfg(**kw))["overwritten"] == 2
+    assert "replac" in capsys.readouterr().out
+    kw.update(output=src, suffix="_student")
+    assert run(_cfg(**kw))["written"] == 2
+    again = run(_cfg(**kw))  # its own earlier outputs are not inputs now
+    assert again["written"] == 2 and again["overwritten"] == 2
+    assert sorted(p.name for p in src.iterdir()) == ["a.png", "a_student.png", "b.png", "b_student.png"]
+
+
+def test_ctrl_c_stops_apply_with_its_summary_written(tmp_path, monkeypatch):
+    import distill.deploy.apply as apply_mod
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        _good(src, f"{i}.png", i)
+    _checkpoint(tmp_path / "s.pt")
+    real = apply_mod.StudentRunner.__call__
+    calls = []
+
+    def interrupt_on_third(self, x):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, x)
+
+    monkeypatch.setattr(apply_mod.StudentRunner, "__call__", interrupt_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(checkpoint=tmp_path / "s.pt", input=src, output=tmp_path / "out", report_dir=tmp_path / "rep",
+                 io_threads=1))
+    summary = json.loads((tmp_path / "rep" / "apply_summary.json").read_text())
+    assert summary["interrupted"] is True and summary["written"] == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png"]
