@@ -148,16 +148,6 @@ def assert_both_formats_reproduce(model, tmp_path, name, cases, tol=1e-4):
         assert (scripted(inp) - want).abs().max() < tol
 
 
-def test_histogram_student_exports_to_onnx_and_torchscript(tmp_path):
-    # student.stats_bins feeds luminance histograms (a scatter) to the network: both formats must carry them.
-    model = trained_like(seed=3, stats_bins=4)
-    x = images([(91, 109)], seed=7)[0]
-    with torch.inference_mode():
-        ref = model(x)
-        assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
-    assert_both_formats_reproduce(model, tmp_path, "s", [(x, ref)])
-
-
 def test_bilateral_guide_student_exports_to_torchscript_only(tmp_path):
     # student.guide_bilateral filters the whole image's log luminance (splat, blur, slice) before the guide: the
     # scripted model must do it at any size, its grid's size following the image's; ONNX refuses, clearly.
@@ -189,15 +179,14 @@ def test_bilateral_guide_student_exports_to_torchscript_only(tmp_path):
             assert (scripted(x) - ref).abs().max() < 1e-5
 
 
-def test_detail_input_student_exports_to_onnx_and_torchscript(tmp_path):
+def test_detail_input_student_exports_at_every_low_res_size():
     # student.detail_input adds a full-res 3x3 high-pass, area-averaged: both formats must compute it alike.
+    # (each format against forward: tests/students/test_backends.py; here the low-res sizes around it)
     model = trained_like(seed=4, detail_input=True)
     x, small = images([(91, 109), (20, 30)], seed=8)
     with torch.inference_mode():
-        ref = model(x)
-        assert (ExportableStudent(model)(x) - ref).abs().max() < 1e-5
+        assert (ExportableStudent(model)(x) - model(x)).abs().max() < 1e-5
         assert (ExportableStudent(model)(small) - model(small)).abs().max() < 1e-5  # smaller than lowres
-    assert_both_formats_reproduce(model, tmp_path, "d", [(x, ref)])
 
 
 def test_white_normalised_student_exports_to_onnx_and_torchscript(tmp_path):
@@ -240,3 +229,41 @@ def test_guide_luma_student_exports_to_onnx_and_torchscript(tmp_path):
                              stats_bins=8)
         assert (plain(x) - ref).abs().max() > 1e-3  # the option changes the output
     assert_both_formats_reproduce(model, tmp_path, "luma", [(x, ref)])
+
+
+def export_cfg(ckpt, out, fmt):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("export", overrides=[f"checkpoint={ckpt}", f"out={out}", f"format={fmt}", "verify=false"])
+
+
+def test_export_refuses_an_option_of_any_requested_format_before_writing(tmp_path):
+    # format=both with a guide_bilateral student: ONNX lacks it (students/options.py), so neither file is written.
+    student = {**TINY_STUDENT, "input_encoding": "log", "guide_bilateral": 0.05}
+    model = trained_like(**student)
+    ckpt = save_checkpoint(tmp_path / "last.pt", {"state_dict": model.state_dict(), "step": 1, "teacher": IDENTITY,
+                                                  "config": {"student": student}})
+    with pytest.raises(ValueError, match="export format=both: the 'onnx' backend does not implement student "
+                                         "option guide_bilateral=0.05 .*runs on: torch, fused, torchscript"):
+        run(export_cfg(ckpt, tmp_path / "s", "both"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert run(export_cfg(ckpt, tmp_path / "s", "torchscript"))["files"] == {"torchscript": str(tmp_path / "s.ts")}
+
+
+def test_checkpoint_with_a_removed_option_loads_at_its_default_and_is_refused_otherwise(tmp_path):
+    from distill.train.checkpoint import CheckpointError, build_student, load_checkpoint
+    model = trained_like()
+    for value in (0.0, 0.01):
+        old = {**TINY_STUDENT, "guide_blur": value, "guide_texture_stops": 0.0}  # saved before they were removed
+        ckpt = save_checkpoint(tmp_path / f"old{value}.pt", {"state_dict": model.state_dict(), "step": 1,
+                                                             "teacher": IDENTITY, "config": {"student": old}})
+        if value == 0.0:
+            x = images([(70, 80)])[0]
+            with torch.inference_mode():
+                assert torch.equal(build_student(load_checkpoint(ckpt))(x), model(x))
+            continue
+        with pytest.raises(CheckpointError, match=r"old0.01.pt: student option guide_blur=0.01 was removed .*"
+                                                  r"last in hdr-distill 0.1.0, commit d0409b9"):
+            build_student(load_checkpoint(ckpt))
+        with pytest.raises(CheckpointError, match="guide_blur=0.01 was removed"):
+            run(export_cfg(ckpt, tmp_path / "s", "torchscript"))
+        assert not (tmp_path / "s.ts").exists()
