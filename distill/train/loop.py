@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from distill.train import dist
 from distill.core.atomic import atomic_write_json, atomic_write_text
-from distill.train.checkpoint import check_teacher, load_checkpoint, save_checkpoint
+from distill.train.checkpoint import CheckpointError, check_teacher, load_checkpoint, save_checkpoint
 from distill.core.io import downscale_max_side
 from distill.data.pairs import PairDataset, StepBatchSampler, image_pair, worker_init
 from distill.data.validate import ConfigError, check_train_config
@@ -203,7 +203,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError(f"cannot resume from {ckpt_path}: it was trained with other settings ("
                              + "; ".join(diffs[:6]) + ("; ..." if len(diffs) > 6 else "")
                              + "). Train into a new hydra.run.dir, or set train.resume=false to start over.")
-        student.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
+        for key in ("state_dict", "optimizer", "step"):
+            if key not in ckpt:
+                raise CheckpointError(f"cannot resume from {ckpt_path}: it has no '{key}' (a damaged checkpoint, or "
+                                      f"not one written by training)")
+        try:
+            student.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
+        except RuntimeError as e:  # torch lists every mismatched tensor; one line says it
+            first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+            raise CheckpointError(f"cannot resume from {ckpt_path}: its weights do not fit the configured student "
+                                  f"({first})") from None
         optimizer.load_state_dict(ckpt["optimizer"])
         start_step, history = int(ckpt["step"]), list(ckpt.get("history", []))
         log.info("resumed from %s at step %d", ckpt_path, start_step)

@@ -283,3 +283,20 @@ def test_ctrl_c_stops_apply_with_its_summary_written(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "rep" / "apply_summary.json").read_text())
     assert summary["interrupted"] is True and summary["written"] == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png"]
+
+
+def test_a_checkpoint_without_weights_or_with_other_widths_is_one_clear_error(tmp_path, mixed):
+    from distill.train.checkpoint import CheckpointError
+
+    src, _ = mixed
+    ident = {"name": "t", "params": {}, "input_space": "srgb", "output_space": "srgb"}
+    save_checkpoint(tmp_path / "nw.pt", {"step": 1, "teacher": ident, "config": {"student": STUDENT}})
+    with pytest.raises(CheckpointError, match=r"nw\.pt.*no 'state_dict'"):
+        run(_cfg(checkpoint=tmp_path / "nw.pt", input=src, output=tmp_path / "o"))
+    torch.manual_seed(0)
+    wide = HDRNet(lowres=64, grid_size=8, width=8).state_dict()
+    save_checkpoint(tmp_path / "w.pt", {"state_dict": wide, "step": 1, "teacher": ident, "config": {"student": STUDENT}})
+    with pytest.raises(CheckpointError) as e:
+        run(_cfg(checkpoint=tmp_path / "w.pt", input=src, output=tmp_path / "o"))
+    msg = str(e.value)
+    assert "\n" not in msg and "w.pt" in msg and "width=4" in msg and "do not fit" in msg, msg

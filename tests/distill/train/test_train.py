@@ -214,3 +214,12 @@ def test_config_errors_are_refused_first_with_the_key_named(tmp_path, monkeypatc
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         train(_cfg(tmp_path / "run", "train.steps=3", override))
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_resuming_from_a_checkpoint_without_weights_is_one_clear_error(tmp_path):
+    train(_cfg(tmp_path / "a", "train.steps=2"))
+    ck = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    del ck["state_dict"], ck["format"], ck["path"]
+    save_checkpoint(tmp_path / "bare.pt", ck)
+    with pytest.raises(CheckpointError, match=r"bare\.pt.*no 'state_dict'"):
+        train(_cfg(tmp_path / "b", "train.steps=4", f"train.resume={tmp_path / 'bare.pt'}"))
