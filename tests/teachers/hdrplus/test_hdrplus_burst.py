@@ -112,11 +112,19 @@ def test_bad_burst_raises(kwargs, match):
 
 
 def test_noise_estimate_recovers_the_model():
-    # a smooth ramp covers many brightness levels, so shot and read noise separate
+    # A smooth ramp covers many brightness levels, so shot and read noise separate. Tolerances from the
+    # estimator's measured spread on this ramp (12 seeds: shot -3 % +- 3 %, worst -7.5 %; the variance at a
+    # dark level -7 % +- 4.5 %, worst -15 %): tight enough that dropping the chi-square correction of the
+    # 10th percentile (estimates ~20 % low) fails, which a 25-30 % tolerance let through.
     ramp = np.linspace(0.02, 0.9, 256, dtype=np.float32)[None, :, None] * np.ones((256, 1, 3), np.float32)
-    burst = synthesize_burst(ramp, n_frames=1, seed=0, iso=800)
-    shot, read = estimate_noise_model(burst.normalized(0))
-    true_shot, true_read = burst.noise_model
-    assert shot == pytest.approx(true_shot, rel=0.25)
-    # the read term is small; check the variance it predicts at a dark level instead
-    assert shot * 0.05 + read == pytest.approx(true_shot * 0.05 + true_read, rel=0.3)
+    shot_err, dark_err = [], []
+    for seed in (0, 1, 2):
+        burst = synthesize_burst(ramp, n_frames=1, seed=seed, iso=800)
+        shot, read = estimate_noise_model(burst.normalized(0))
+        true_shot, true_read = burst.noise_model
+        shot_err.append(shot / true_shot - 1)
+        # the read term is small; check the variance it predicts at a dark level instead
+        dark_err.append((shot * 0.05 + read) / (true_shot * 0.05 + true_read) - 1)
+    assert max(abs(e) for e in shot_err) < 0.12, shot_err
+    assert abs(np.mean(shot_err)) < 0.06, shot_err
+    assert abs(np.mean(dark_err)) < 0.13, dark_err
