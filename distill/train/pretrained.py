@@ -163,6 +163,38 @@ def speed_numbers(bench: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def table(students: dict[str, Any]) -> str:
+    """The README's table: one line per shipped student, from the manifest."""
+    lines = ["| `checkpoint=` | teacher | recipe | held-out PSNR mean / worst | images | speed-up 1080p / 12 MP |",
+             "|---|---|---|---|---|---|"]
+    for name, e in students.items():
+        h = e.get("held_out", {})
+        sp = e.get("speed", {})
+
+        def ratio(size: str) -> str:
+            t = sp.get(size, {}).get("teachers", {})
+            return " / ".join(f"{v['ratio']:.1f}x ({k})" for k, v in t.items()) or "not measured"
+
+        psnr = (f"{h['psnr_mean']:.2f} / {h['psnr_worst']:.2f} dB" if h.get("psnr_mean") is not None
+                else "not measured")
+        lines.append(f"| `pretrained/{name}` | {e['teacher']} | `{e['recipe']}`, {e['steps']} steps | {psnr} | "
+                     f"{len(h.get('images', []))} | {ratio('1080p')} / {ratio('12MP')} |")
+    return "\n".join(lines)
+
+
+MARK_BEGIN, MARK_END = "<!-- pretrained-table -->", "<!-- /pretrained-table -->"
+
+
+def update_readme(readme: Path, students: dict[str, Any]) -> None:
+    """Replace what lies between the README's two markers (or after the first) with ``table``."""
+    text = readme.read_text()
+    if MARK_BEGIN not in text:
+        raise SystemExit(f"{readme}: no {MARK_BEGIN} line to put the table under")
+    head, rest = text.split(MARK_BEGIN, 1)
+    tail = rest.split(MARK_END, 1)[1] if MARK_END in rest else rest
+    readme.write_text(f"{head}{MARK_BEGIN}\n{table(students)}\n{MARK_END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -175,10 +207,16 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("--bench", help="bench.json of hdr-distill bench on it")
     a.add_argument("--notes", default="")
     sub.add_parser("list", help="the shipped students and their held-out numbers")
+    t = sub.add_parser("table", help="print the README's table of shipped students (--readme: write it there)")
+    t.add_argument("--readme", help="README.md whose <!-- pretrained-table --> section to rewrite")
     args = p.parse_args(argv)
     if args.cmd == "add":
         e = add(args.name, args.checkpoint, args.recipe, args.teacher_config, args.report, args.bench, notes=args.notes)
         print(json.dumps(e, indent=1))
+    elif args.cmd == "table":
+        if args.readme:
+            update_readme(Path(args.readme), manifest())
+        print(table(manifest()))
     else:
         for n, e in manifest().items():
             print(f"{n:<18} teacher {e['teacher']:<16} recipe {e['recipe']:<32} {e['file']}")
