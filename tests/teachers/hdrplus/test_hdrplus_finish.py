@@ -67,11 +67,28 @@ def test_tone_map_identity_and_shadow_lift():
 
 
 def test_gamma_and_sharpen():
-    x = np.linspace(0, 1, 30, dtype=np.float32).reshape(5, 6)
-    np.testing.assert_array_equal(gamma_srgb(x), linear_to_srgb(x))
+    # gamma_srgb against IEC 61966-2-1 written out here (not against the function it calls), with known
+    # values, the linear toe, and clipping
+    x = np.linspace(-0.2, 1.2, 57, dtype=np.float64)
+    c = np.clip(x, 0, 1)
+    iec = np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+    np.testing.assert_allclose(gamma_srgb(x.astype(np.float32).reshape(3, 19)).ravel(), iec, atol=2e-6)
+    np.testing.assert_allclose(gamma_srgb(np.array([0.0, 0.001, 0.18, 0.5, 1.0], np.float32)),
+                               [0.0, 0.01292, 0.461356, 0.735357, 1.0], atol=2e-6)
     img = linear_to_srgb(textured_linear(32, 32))
     np.testing.assert_array_equal(sharpen(img, amount=0.0), img)
     flat = np.full((16, 16, 3), 0.4, np.float32)
     np.testing.assert_allclose(sharpen(flat, amount=0.5), flat, atol=1e-6)
     # sharpening raises local contrast
     assert np.abs(np.diff(sharpen(img, 0.5), axis=1)).mean() > np.abs(np.diff(img, axis=1)).mean()
+    # the unsharp mask itself: x + amount * (x - G_sigma * x), clipped, with an independent Gaussian (scipy,
+    # mirrored borders = OpenCV's REFLECT_101); a mid-grey impulse keeps every value inside [0, 1]
+    from scipy.ndimage import gaussian_filter
+
+    imp = np.full((33, 33, 3), 0.5, np.float32)
+    imp[16, 16] = [0.9, 0.7, 0.6]
+    for amount, sigma in ((0.3, 1.0), (0.8, 2.0)):
+        blur = np.stack([gaussian_filter(imp[..., k].astype(np.float64), sigma, mode="mirror", truncate=4.0)
+                         for k in range(3)], -1)
+        ref = np.clip(imp + amount * (imp - blur), 0, 1)
+        np.testing.assert_allclose(sharpen(imp, amount=amount, sigma=sigma), ref, atol=1e-5)
