@@ -137,6 +137,9 @@ def run_teacher(teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x, teacher(x.clone())
 
 
+MAX_UPSAMPLING = 4.0  # crops blown up more than this (crop size / source box side) are warned about
+
+
 class PairError(ValueError):
     """A teacher's result for one pair is unusable (shape, NaN/Inf, value range); the message names the
     teacher, the crop and the image."""
@@ -297,6 +300,21 @@ class PairDataset(Dataset):
                             self.saturation_range, self.tint_stops, self.side_px_range,
                             aspect=self.crop_shapes[idx // self.pairs_per_size])
 
+    def _warn_upsampling(self, img_idx: int, aug: Augment, shape: tuple[int, int]) -> None:
+        """One warning per image whose crops are blown up far beyond their source pixels (a crop size far
+        above the image size): the student then learns from blurred crops it never sees at inference."""
+        bh, bw = aug.box
+        factor = max(shape[0] / bh, shape[1] / bw)
+        warned = self.__dict__.setdefault("_upsample_warned", set())
+        if factor > MAX_UPSAMPLING and img_idx not in warned:
+            warned.add(img_idx)
+            name = getattr(self.source[img_idx], "name", img_idx)
+            size = self.crop_sizes[self.crop_shapes.index(shape)]
+            h, w = self._image(img_idx)[0].shape[:2]
+            warnings.warn(f"data.pairs.crop_size {size} is far above image '{name}' ({w}x{h}): its crops are "
+                          f"upsampled {factor:.0f}x (a {bw}x{bh} box), so the student learns from blurred crops. "
+                          f"Lower data.pairs.crop_size, or use larger images", UserWarning, stacklevel=3)
+
     def ensure_cached(self, idx: int) -> bool:
         """Compute and store pair ``idx`` unless the cache has it; True if it was computed."""
         if self.caches is None:
@@ -319,6 +337,7 @@ class PairDataset(Dataset):
             if hit is not None:
                 self.cache_hits += 1
                 return torch.from_numpy(hit[0]), torch.from_numpy(hit[1])
+        self._warn_upsampling(img_idx, aug, self.crop_shapes[size_idx])
         lin = torch.from_numpy(apply_augment(linear, aug, self.crop_shapes[size_idx])).permute(2, 0, 1)[None]
         x = to_space(lin, self.teacher.input_space)
         x, y = run_teacher(self.teacher, x)

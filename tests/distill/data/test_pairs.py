@@ -274,3 +274,17 @@ def test_make_pair_input_is_checked_for_nan_too():
 
     with pytest.raises(ValueError, match="NaN"):
         PairDataset(_source(), Paired(), crop_size=16, crops_per_image=1)[0]
+
+
+def test_a_crop_size_far_above_the_image_warns_once():
+    ds = PairDataset(_source(1, 40, 50), GammaCurve(), crop_size=400, crops_per_image=2, scale_range=(0.5, 1.0))
+    with pytest.warns(UserWarning, match=r"crop_size 400 .* image 'img0' .*upsampl"):
+        ds[0]
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        ds[1]  # once per image, not per crop
+    with w.catch_warnings():
+        w.simplefilter("error")
+        PairDataset(_source(1, 40, 50), GammaCurve(), crop_size=32, crops_per_image=1)[0]

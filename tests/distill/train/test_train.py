@@ -223,3 +223,11 @@ def test_resuming_from_a_checkpoint_without_weights_is_one_clear_error(tmp_path)
     save_checkpoint(tmp_path / "bare.pt", ck)
     with pytest.raises(CheckpointError, match=r"bare\.pt.*no 'state_dict'"):
         train(_cfg(tmp_path / "b", "train.steps=4", f"train.resume={tmp_path / 'bare.pt'}"))
+
+
+def test_resume_true_in_a_folder_without_a_checkpoint_says_so(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="distill.train.loop"):
+        assert train(_cfg(tmp_path, "train.steps=1", "train.resume=true"))["trained_steps_this_run"] == 1
+    assert any("holds no checkpoint" in r.getMessage() and "step 0" in r.getMessage() for r in caplog.records)
