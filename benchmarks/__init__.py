@@ -16,6 +16,8 @@ Fidelity diagnostics of a trained student or a grid size:
                        structure (by scale, at edges, lost detail)
   generalization_gap   PSNR on the training images vs the held-out ones, at several sizes and crops
   grid_ceiling         the PSNR a free bilateral grid of a given size reaches per image (the capacity bound)
+  hdr_statistics       the synthetic HDR scenes' luminance statistics beside real HDR views' (log luminance
+                       around the median, pixels k stops above it, near black, dynamic range, colour cast)
   operator_suite       the ten operators of teachers/suite.py, each distilled under one budget, scored held out
                        (PSNR mean/worst beside doing nothing, SSIM) and timed against its student: suite.md
   same_output          a checkpoint's torch and fused outputs on seeded images, saved on one commit and

@@ -238,3 +238,38 @@ def test_the_config_trains_on_real_views_and_validates_on_held_out_ones():
     assert cfg.data.train.paths == cfg.data.val.paths == ".cache/hdr"
     assert cfg.data.train.split == "train" and cfg.data.val.split == "heldout"
     assert cfg.data.pairs.exposure_stops == 2.0  # the hdr pairs option
+
+
+# ----------------------------------------------------------------------------------------------------------
+# benchmarks.hdr_statistics: the statistic that compares synthetic scenes with these views
+# ----------------------------------------------------------------------------------------------------------
+
+def test_image_statistics_on_a_known_image():
+    from benchmarks.hdr_statistics import image_statistics
+
+    # 1000 px: 900 at 1 (the median), 90 at 2^-12 (21 stops under the peak), 9 at 2^5, 1 at 2^9 (the peak)
+    lum = np.concatenate([np.ones(900), np.full(90, 2.0 ** -12), np.full(9, 2.0 ** 5), [2.0 ** 9]])
+    img = np.repeat(lum[:, None, None], 3, axis=2).reshape(20, 50, 3).astype(np.float32)
+    s = image_statistics(img)
+    assert s["peak_over_median"] == pytest.approx(9.0)
+    assert s["above_4"] == pytest.approx(0.010) and s["above_8"] == pytest.approx(0.001) and s["above_12"] == 0.0
+    assert s["near_black"] == pytest.approx(0.090)  # 2^-12 < 2^9 * 2^-10; the median pixels (1) are not
+    assert s["below_20"] == pytest.approx(0.090) and s["zeros"] == 0.0 and s["at_peak"] == pytest.approx(0.001)
+    assert s["log_p1"] == pytest.approx(-12.0) and s["log_p90"] == pytest.approx(0.0)
+    assert s["dynamic_range"] == pytest.approx(21.0) and s["cast"] == pytest.approx(0.0, abs=1e-6)
+    tinted = img * np.float32([2.0, 1.0, 1.0])
+    assert image_statistics(tinted)["cast"] == pytest.approx(1.0, abs=1e-5)
+    assert image_statistics(img * 37.0)["above_4"] == s["above_4"]  # exposure does not matter
+
+
+def test_the_statistics_table_compares_two_sets(views_dir):
+    from benchmarks.hdr_statistics import ROWS, measure, outside, summarise, table
+
+    dest, _ = views_dir
+    rows = measure(RealHDRViews(dest, split="all"))
+    assert len(rows) == 24 and {r["panorama"] for r in rows} == {"a", "b", "c", "d"}
+    s = summarise(rows)
+    beyond = outside(rows, s)
+    assert all(v == (0, 0) for v in beyond.values())  # a set is inside its own range
+    text = table({"x": s, "y": s}, beyond, len(rows))
+    assert text.count("\n") == len(ROWS) + 1 and "of 24" in text
