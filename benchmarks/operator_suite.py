@@ -59,11 +59,27 @@ def choose_data(data: str, root: Path = ROOT) -> str:
 
 
 def train_command(op: str, steps: int, data: str, device: str, run_dir: Path,
-                  overrides: Sequence[str] = ()) -> list[str]:
-    """``hdr-distill train`` of one suite operator with the default recipe (only steps, data and device set)."""
+                  overrides: Sequence[str] = (), resume: bool = True) -> list[str]:
+    """``hdr-distill train`` of one suite operator with the default recipe (only steps, data and device set).
+    ``resume``: continue from the folder's last checkpoint if it has one; else replace whatever it holds."""
+    again = ["train.resume=true"] if resume else ["train.resume=false", "+train.overwrite=true"]
     return [sys.executable, "-m", "distill.cli", "train", "teacher=python", f"teacher.fn=teachers.suite:{op}",
-            f"train.steps={steps}", f"data={data}", f"device={device}", "train.resume=true",
+            f"train.steps={steps}", f"data={data}", f"device={device}", *again,
             "train.progress=false", f"hydra.run.dir={run_dir}", *overrides]
+
+
+def train_plan(op_dir: Path, settings: Mapping[str, Any]) -> str:
+    """What to do with ``OUT/<op>/train``: ``"done"`` (finished with these settings: reuse it), ``"resume"``
+    (started with these settings, interrupted: continue) or ``"fresh"`` (nothing there, or other settings:
+    train from step 0 over it; the training loop's own resume check compares data and student, not steps)."""
+    started = op_dir / "train_settings.json"
+    if not started.exists() or json.loads(started.read_text()) != dict(settings):
+        return "fresh"
+    done = op_dir / "train" / "summary.json"
+    if done.exists() and (op_dir / "train" / "checkpoints" / "last.pt").exists() and \
+            json.loads(done.read_text()).get("steps") == settings["steps"]:
+        return "done"
+    return "resume"
 
 
 def report_command(checkpoint: Path, out_dir: Path, max_side: int | None, threads: int, lpips: bool) -> list[str]:
@@ -169,7 +185,7 @@ def markdown(state: Mapping[str, Any]) -> str:
         *("| " + " | ".join(cells) + " |" for cells in table_lines(rows)),
         "",
         f"Suite mean PSNR {_f(st['psnr_mean'])} dB (do-nothing {_f(st['baseline_psnr_mean'])} dB) over "
-        f"{st['operators']} operators; {st['at_or_above_target']} of {st['operators']} at or above "
+        f"{st['operators']} operator{'s' if st['operators'] != 1 else ''}; {st['at_or_above_target']} of {st['operators']} at or above "
         f"{st['target_db']:g} dB; {st['beyond_baseline']} beyond doing nothing.",
     ]
     if state.get("failed"):
@@ -260,18 +276,20 @@ def run_operator(op: str, settings: Mapping[str, Any], out: Path, opts: Mapping[
 
     run_dir, rep_dir = out / op / "train", out / op / "report"
     ckpt = run_dir / "checkpoints" / "last.pt"
-    done_path = run_dir / "summary.json"
-    done = json.loads(done_path.read_text()) if done_path.exists() else None
     wall_path = out / op / "distill_wall_s.json"
-    if done and done.get("steps") == settings["steps"] and ckpt.exists():
+    plan = train_plan(out / op, settings)
+    if plan == "done":
         print(f"[{op}] training already finished ({ckpt}); not trained again", flush=True)
         wall = json.loads(wall_path.read_text())["wall_s"] if wall_path.exists() else float("nan")
     else:
-        cmd = train_command(op, settings["steps"], settings["data"], settings["device"], run_dir, settings["overrides"])
+        (out / op).mkdir(parents=True, exist_ok=True)
+        (out / op / "train_settings.json").write_text(json.dumps(dict(settings)))
+        cmd = train_command(op, settings["steps"], settings["data"], settings["device"], run_dir,
+                            settings["overrides"], resume=plan == "resume")
         print(f"[{op}] distilling: hdr-distill {' '.join(cmd[3:])}", flush=True)
         wall = _run_logged(cmd, out / op / "train.log")
         wall_path.write_text(json.dumps({"wall_s": wall}))
-        done = json.loads(done_path.read_text())
+    done = json.loads((run_dir / "summary.json").read_text())
     print(f"[{op}] trained {done['steps']} steps in {wall:.0f} s (held-out PSNR during training "
           f"{done.get('val_psnr_db')} dB); scoring on held-out photos", flush=True)
     _run_logged(report_command(ckpt, rep_dir, settings["max_side"], settings["threads"], opts["lpips"]),

@@ -124,9 +124,27 @@ def test_commands_are_the_users_commands(tmp_path):
             "device=cuda", f"hydra.run.dir={tmp_path / 'clahe' / 'train'}"} <= set(cmd)
     assert cmd[-1] == "train.num_workers=1"  # the user's overrides last: they win
     assert not any(a.startswith("student") for a in cmd)  # the default student recipe
+    assert "train.resume=true" in cmd and not any("overwrite" in a for a in cmd)
+    fresh = OS.train_command("clahe", 2000, "photos_leaves", "cpu", tmp_path, resume=False)
+    assert "train.resume=false" in fresh and "+train.overwrite=true" in fresh
     rep = OS.report_command(tmp_path / "last.pt", tmp_path / "rep", None, 2, False)
     assert rep[3] == "report" and f"checkpoint={tmp_path / 'last.pt'}" in rep and "max_side=null" in rep
     assert "lpips=false" in rep and "threads=2" in rep
+
+
+def test_training_is_reused_only_when_it_finished_with_the_same_settings(tmp_path):
+    op_dir = tmp_path / "clahe"
+    assert OS.train_plan(op_dir, SETTINGS) == "fresh"  # nothing there
+    (op_dir / "train" / "checkpoints").mkdir(parents=True)
+    (op_dir / "train" / "checkpoints" / "last.pt").write_bytes(b"")
+    assert OS.train_plan(op_dir, SETTINGS) == "fresh"  # a checkpoint of unknown settings is trained over
+    (op_dir / "train_settings.json").write_text(json.dumps(SETTINGS))
+    assert OS.train_plan(op_dir, SETTINGS) == "resume"  # started with these settings, never finished
+    (op_dir / "train" / "summary.json").write_text(json.dumps(_train(SETTINGS["steps"])))
+    assert OS.train_plan(op_dir, SETTINGS) == "done"
+    # the training loop's resume check compares data and student only: other steps must not continue it
+    assert OS.train_plan(op_dir, {**SETTINGS, "steps": 2000}) == "fresh"
+    assert OS.train_plan(op_dir, {**SETTINGS, "overrides": ["train.batch_size=8"]}) == "fresh"
 
 
 def test_data_auto_prefers_the_photo_set(tmp_path):
