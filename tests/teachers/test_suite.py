@@ -72,6 +72,22 @@ def test_float32_in_range_same_shape_input_untouched_deterministic(name, shape):
     assert np.abs(y - x).mean() > 2e-3, f"{name} is (nearly) the identity on a photo"
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_flat_and_tiny_images_give_valid_output_without_warnings(name):
+    """Training crops can be flat (sky, a black frame) and as small as 16 px: no NaN (0/0 in a stretch), no
+    warning, still float32 in [0, 1]. (What a library does with a flat image is its own: CLAHE and OpenCV's
+    stylization turn a constant image white.)"""
+    import warnings
+
+    for value in (0.0, 0.5, 1.0):
+        for shape in ((16, 16, 3), (17, 23, 3)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                y = SUITE[name](np.full(shape, value, np.float32))
+            assert y.dtype == np.float32 and y.shape == shape
+            assert np.isfinite(y).all() and 0.0 <= y.min() and y.max() <= 1.0, (value, shape)
+
+
 def test_the_adapter_batches_what_the_function_does_per_image():
     t = PythonTeacher("teachers.suite:clahe")
     xs = np.stack([_natural(48, 64), _natural(48, 64)[::-1].copy()])
