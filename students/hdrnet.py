@@ -5,6 +5,9 @@
                                               --global path (FC)--------+--> fuse --1x1--> grid [B,12,D,16,16]
     xe --guide (3x3 ccm + curves + mix)--> guide [B,H,W]
     grid, guide --slice--> coeffs [B,12,H,W] --apply to xe--> output [B,3,H,W]
+
+Each option of the config (all fields but the sizes) is declared once in students/options.py: what it needs of
+the others and which backends run it (this torch path, the fused C++ path, TorchScript, ONNX).
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ class HDRNetConfig:
     # > 0 (with guide_bilateral and srgb_log, in place of white_percentile): the exposure rule of Durand &
     # Dorsey's robust teacher, computed: the output radiance is divided so that pixels whose base layer sits at
     # this percentile of the base (the teacher's range_percentiles[1]) come out at their own detail, i.e. a
-    # detail-free pixel there is display white (``base_white_offset``). null: off. Fused and TorchScript paths too.
+    # detail-free pixel there is display white (``base_white_offset``). null: off.
     white_base_percentile: float | None = None
 
     # Which backend runs which option, and what each option needs of the others: students/options.py.

@@ -148,7 +148,6 @@ class ExportableStudent(nn.Module):
         self.register_buffer("grid_identity", m.grid_identity.clone())
         for name, value in m.guide_params().items():  # ccm, ccm_bias, shifts, slopes, mix, mix_bias
             self.register_buffer(name, value.clone())
-        self.n_knots: int = int(self.shifts.shape[1])
         self.requires_grad_(False)
 
     def lowres_copy(self, xe: torch.Tensor) -> torch.Tensor:
