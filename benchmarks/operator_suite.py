@@ -25,6 +25,11 @@ were made with other settings (steps, data, sizes, threads) is refused: use anot
 ``embedded_leaves`` (the photos inside scikit-image and dead-leaves images). Arguments that are not flags are
 Hydra overrides handed to every ``train`` (``train.num_workers=1``, ``data.pairs.crop_size=128``); they are
 recorded in the settings, since they change the recipe.
+
+Cost (estimated, 2 idle cores, 2000 steps): about 10-12 min per operator (training ~8, report ~2, timing ~1),
+L0 smoothing ~30 (0.2-0.5 s per 256 px crop across a pool of ~4000 crops): 2-2.5 h for the ten. The pair cache
+(``data.pairs.cache_dir``, default .cache/pairs) keeps each operator's crop pool, ~3 GB of float16 per operator;
+``data.pairs.cache_dir=null`` trades that disk for recomputing the teacher on every visit.
 """
 from __future__ import annotations
 
