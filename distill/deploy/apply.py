@@ -355,7 +355,8 @@ def _write(dst: Path, y: np.ndarray, bit_depth: int, encode_srgb: bool) -> None:
 
 def apply_files(runner: StudentRunner, files: list[Path], outputs: list[Path], input_space: str,
                 output_space: str, ext: str | None = None, bit_depth: int | None = None, skip_existing: bool = False,
-                io_threads: int = 2, progress: bool = True, clip_hdr: bool = False) -> ApplyResult:
+                io_threads: int = 2, progress: bool = True, clip_hdr: bool = False,
+                clip_hdr_key: str = "clip_hdr") -> ApplyResult:
     """Run ``runner`` over ``files`` and write ``outputs`` (same order); never raises for a bad file.
 
     Reads run ahead and writes run behind in ``io_threads`` background threads (decoders and encoders
@@ -413,7 +414,7 @@ def apply_files(runner: StudentRunner, files: list[Path], outputs: list[Path], i
                                 f"{src}: holds values up to {top:.4g} (HDR), but this student's teacher takes "
                                 f"'{input_space}' input in [0, 1]: everything above 1 would be clipped and the "
                                 f"highlights lost. Use the student of an HDR teacher (input space 'hdr', a tone "
-                                f"mapper), or set clip_hdr=true to clip on purpose")
+                                f"mapper), or set {clip_hdr_key}=true to clip on purpose")
                         res.clipped_hdr.append(str(src))
                         log.warning("%s: values up to %.4g clipped to 1 for a '%s' student (clip_hdr=true)", src, top,
                                     input_space)
@@ -499,7 +500,8 @@ def run(cfg) -> dict[str, Any]:
     res = apply_files(runner, files, outputs, teacher.get("input_space", "srgb"), teacher.get("output_space", "srgb"),
                       ext=cfg.ext, bit_depth=cfg.bit_depth, skip_existing=skip_existing,
                       io_threads=int(cfg.io_threads), progress=bool(cfg.progress),
-                      clip_hdr=bool(cfg.get("clip_hdr", False)))
+                      clip_hdr=bool(cfg.get("clip_hdr", False)),
+                      clip_hdr_key="clip_hdr" if "clip_hdr" in cfg else "+clip_hdr")  # '+' while conf/ lacks it
     res.failed[:0] = bad  # bad entries are failures too: reported, skipped and counted
     summary = {"checkpoint": str(cfg.checkpoint), "input": str(cfg.input), "output": str(output), **res.summary()}
     tp = res.throughput()

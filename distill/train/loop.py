@@ -146,7 +146,8 @@ def _resume_path(resume, out_dir: Path) -> Path | None:
     return Path(str(resume))
 
 
-def _existing_checkpoint_problem(out_dir: Path, resume_from: Path | None, overwrite: bool) -> str | None:
+def _existing_checkpoint_problem(out_dir: Path, resume_from: Path | None, overwrite: bool,
+                                 flag: str = "+train.overwrite=true") -> str | None:
     """Why this run must not start in ``out_dir``, or None: a run that does not resume from the folder's own
     ``last.pt`` would write its first checkpoint (an earlier step, or another run's) over it."""
     last = out_dir / "checkpoints" / "last.pt"
@@ -159,7 +160,7 @@ def _existing_checkpoint_problem(out_dir: Path, resume_from: Path | None, overwr
     except Exception:  # noqa: BLE001 - unreadable: still not ours to destroy
         step = "an unreadable step"
     return (f"{out_dir} already holds a checkpoint at {step} ({last}); this run would write over it. Continue "
-            f"it with train.resume=true, train into a new hydra.run.dir, or set +train.overwrite=true to replace it")
+            f"it with train.resume=true, train into a new hydra.run.dir, or set {flag} to replace it")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -169,8 +170,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ctx = dist.init(resolve_device(cfg.device))  # under torchrun: join the process group; alone: a no-op
     out_dir = Path(ctx.broadcast(str(cfg.out_dir)))  # rank 0's folder; only rank 0 writes files
     resume_from = _resume_path(tc.resume, out_dir) if ctx.is_main else None
-    problem = ctx.broadcast(_existing_checkpoint_problem(out_dir, resume_from, bool(tc.get("overwrite", False)))
-                            if ctx.is_main else None)
+    flag = ("" if "overwrite" in tc else "+") + "train.overwrite=true"  # '+' while conf/ lacks the key
+    problem = ctx.broadcast(_existing_checkpoint_problem(out_dir, resume_from, bool(tc.get("overwrite", False)),
+                                                         flag) if ctx.is_main else None)
     if problem:
         ctx.close()
         raise ConfigError(problem)
