@@ -56,10 +56,15 @@ from students.hdrnet import (DETAIL_SCALE, LOG_MAX, LOG_MIN, OUTPUT_LUMA, WHITE_
                              white_base_pixels, white_offset, with_histograms)
 from students.options import require
 
+from distill.deploy.onnx_slice import (bilateral_base_symbolic, fix_converted_reductions, portability_problems,
+                                      slice_points_portable, slice_portable, white_base_pixels_topk)
+
 log = logging.getLogger(__name__)
 
 FORMAT = "hdr-distill-export/1"
 FORMATS = ("onnx", "torchscript", "both")
+SLICES = ("portable", "gridsample5d")  # ExportableStudent's slicing forms (onnx_slice: in conf/export.yaml)
+PORTABLE_OPSET = 17  # the portable graph's opset; the 5-D GridSample needs 20
 INPUT_NAME, OUTPUT_NAME = "image", "output"
 TOLERANCE = 1e-4  # max abs difference allowed between an exported model and HDRNet.forward
 
@@ -116,6 +121,9 @@ class ExportableStudent(nn.Module):
 
     Args:
         model: a trained ``HDRNet``.
+
+    Slices by 5-D ``grid_sample`` (TorchScript; ONNX opset >= 20 with ``onnx_slice=gridsample5d``);
+    ``PortableStudent`` is the same model with the portable slice (the default ONNX export).
     """
 
     def __init__(self, model: HDRNet):
@@ -149,6 +157,31 @@ class ExportableStudent(nn.Module):
         for name, value in m.guide_params().items():  # ccm, ccm_bias, shifts, slopes, mix, mix_bias
             self.register_buffer(name, value.clone())
         self.requires_grad_(False)
+
+    def slice_coeffs(self, grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """students.grid.slice_grid: ``[B,C,D,Gh,Gw]``, ``[B,H,W]`` -> ``[B,C,H,W]``, in the chosen form."""
+        return slice_grid_sample(grid, guide)
+
+    def slice_points(self, grid: torch.Tensor, guide: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                     h: int, w: int) -> torch.Tensor:
+        """students.grid.slice_points: ``guide``, ``rows``, ``cols`` ``[B,K]`` of an ``h x w`` image -> ``[B,12,K]``."""
+        b, k = guide.shape[0], guide.shape[1]
+        ys = (rows.to(guide.dtype) * 2 + 1) / h - 1
+        xs = (cols.to(guide.dtype) * 2 + 1) / w - 1
+        coords = torch.stack([xs, ys, guide * 2 - 1], -1).view(b, 1, 1, k, 3)
+        out = F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=False)
+        return out.view(b, grid.shape[1], k)
+
+    def white_base_pick(self, base: torch.Tensor) -> torch.Tensor:
+        """hdrnet.white_base_pixels: which pixels ``[B,K]`` expose() averages over."""
+        return white_base_pixels(base, self.white_base)
+
+    def bilateral_base(self, e: torch.Tensor) -> torch.Tensor:
+        """students.grid.bilateral_base of the encoded log luminance ``e [B,H,W]`` (slice by 5-D grid_sample)."""
+        h, w = e.shape[1], e.shape[2]
+        dims = bilateral_dims(h, w, self.bilateral * max(h, w), self.bilateral_range)
+        nd = slice_grid_sample(bilateral_blur(bilateral_splat(e, dims)), e)  # [B,2,H,W]
+        return nd[:, 0] / nd[:, 1].clamp(min=1e-20)
 
     def lowres_copy(self, xe: torch.Tensor) -> torch.Tensor:
         """students.grid.lowres_copy, with the area branch written as an integral image."""
@@ -199,30 +232,22 @@ class ExportableStudent(nn.Module):
         chosen pixels sliced by grid_sample, as the whole image is."""
         xs = xe[:, :, ::2, ::2]
         gs = self.bilateral_source(xs)
-        b, hh, ww = xs.shape[0], xs.shape[2], xs.shape[3]
+        hh, ww = xs.shape[2], xs.shape[3]
         e, base = encoded_log_luminance(xs).flatten(1), encoded_log_luminance(gs).flatten(1)  # [B,N]
-        idx = white_base_pixels(base, self.white_base)  # [B,K]
-        k = idx.shape[1]
-        rows, cols = torch.div(idx, ww, rounding_mode="floor"), idx % ww
+        idx = self.white_base_pick(base)  # [B,K]
+        rows = torch.div(idx, ww, rounding_mode="floor")
+        cols = idx - rows * ww  # not idx % ww: the exporter cannot take a remainder by a symbolic size
         xp = torch.gather(xs.flatten(2), 2, idx.unsqueeze(1).expand(-1, 3, -1))  # [B,3,K]
         gp = torch.gather(gs.flatten(2), 2, idx.unsqueeze(1).expand(-1, 3, -1))
         guide = self.guide_plain(gp.unsqueeze(2))  # [B,1,K]
-        ys = (rows.to(xs.dtype) * 2 + 1) / hh - 1
-        xs_n = (cols.to(xs.dtype) * 2 + 1) / ww - 1
-        coords = torch.stack([xs_n, ys, guide[:, 0] * 2 - 1], -1).view(b, 1, 1, k, 3)
-        coeffs = F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=False)
-        y = apply_coeffs(coeffs.view(b, self.n_coeffs, k), xp)  # [B,3,K]
+        y = apply_coeffs(self.slice_points(grid, guide[:, 0], rows, cols, hh, ww), xp)  # [B,3,K]
         return offset_biases(grid, white_offset(y, torch.gather(e, 1, idx), torch.gather(base, 1, idx)))
 
     def bilateral_source(self, xe: torch.Tensor) -> torch.Tensor:
         """HDRNet.guide_source for a guide_bilateral student: ``xe`` shifted so that its log luminance is its
         bilateral base (students.grid.bilateral_base, the slice by 5-D grid_sample as for the coefficients)."""
         e = encoded_log_luminance(xe)  # [B,H,W]
-        h, w = e.shape[1], e.shape[2]
-        dims = bilateral_dims(h, w, self.bilateral * max(h, w), self.bilateral_range)
-        nd = slice_grid_sample(bilateral_blur(bilateral_splat(e, dims)), e)  # [B,2,H,W]
-        base = nd[:, 0] / nd[:, 1].clamp(min=1e-20)
-        return xe + (base - e).unsqueeze(1)
+        return xe + (self.bilateral_base(e) - e).unsqueeze(1)
 
     def apply(self, coeffs: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
         """HDRNet.apply_and_decode: the per-pixel 3x4 affine transform, ``[B,12,H,W]`` x ``[B,3,H,W]``, decoded."""
@@ -232,7 +257,7 @@ class ExportableStudent(nn.Module):
         """HDRNet.white: the output's luma percentile on every other row and column, ``[B]``; the two order
         statistics come from a TopK (exports to ONNX; hdrnet.percentile's kthvalue does not)."""
         xs = xe[:, :, ::2, ::2]
-        luma = (self.apply(slice_grid_sample(grid, self.guide(xs)), xs) * self.output_luma).sum(1).flatten(1)
+        luma = (self.apply(self.slice_coeffs(grid, self.guide(xs)), xs) * self.output_luma).sum(1).flatten(1)
         n = luma.shape[1]
         scaled = self.white_num * (n - 1)  # pos = scaled / 10^6
         lo = scaled // 1000000
@@ -247,11 +272,30 @@ class ExportableStudent(nn.Module):
         grid = self.coefficients(self.lowres_input(xe))  # [B,12,D,G,G]
         if self.white_base > 0:
             grid = self.expose(grid, xe)
-        coeffs = slice_grid_sample(grid, self.guide(xe))  # [B,12,H,W]
+        coeffs = self.slice_coeffs(grid, self.guide(xe))  # [B,12,H,W]
         out = self.apply(coeffs, xe)  # [B,3,H,W]
         if self.white_num > 0:
             out = (out / self.white(grid, xe).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
         return out
+
+
+class PortableStudent(ExportableStudent):
+    """``ExportableStudent`` with every slice by gathers and lerps (distill/deploy/onnx_slice.py), the bilateral
+    base's grid sized by shape arithmetic, and the exposure's pixels picked by TopK: no GridSample, no kthvalue,
+    ONNX opset 17. For the ONNX exporter only (``torch.export``; not scripted: TorchScript keeps the parent)."""
+
+    def slice_coeffs(self, grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        return slice_portable(grid, guide)
+
+    def slice_points(self, grid: torch.Tensor, guide: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                     h: int, w: int) -> torch.Tensor:
+        return slice_points_portable(grid, guide, rows, cols, h, w)
+
+    def white_base_pick(self, base: torch.Tensor) -> torch.Tensor:
+        return white_base_pixels_topk(base, self.white_base)
+
+    def bilateral_base(self, e: torch.Tensor) -> torch.Tensor:
+        return bilateral_base_symbolic(e, self.bilateral, self.bilateral_range)
 
 
 # -- files ------------------------------------------------------------------------------------------------
@@ -260,14 +304,17 @@ def _metadata_strings(metadata: dict[str, Any]) -> dict[str, str]:
 
 
 def export_onnx(model: HDRNet, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
-                opset: int = 20, example_size: tuple[int, int] | None = None) -> Path:
+                opset: int | None = None, example_size: tuple[int, int] | None = None,
+                onnx_slice: str = "portable") -> Path:
     """Export ``model`` to an ONNX file with dynamic batch, height and width (both sides >= lowres).
 
     Args:
         model: a trained ``HDRNet``.
         path: destination ``.onnx`` (written atomically).
         metadata: key -> value (non-strings stored as JSON) for the model's ``metadata_props``.
-        opset: ONNX opset (5-D GridSample needs >= 20).
+        opset: ONNX opset; None: 17 for the portable slice, 20 for the 5-D GridSample (which needs >= 20).
+        onnx_slice: ``"portable"`` (gathers and lerps: no GridSample, runs on TensorRT / TFLite converters) or
+            ``"gridsample5d"`` (one 5-D GridSample: onnxruntime's CPU provider only).
         example_size: (H, W) traced; any size >= lowres (default: lowres+37, lowres+77, deliberately
             not a multiple of the low-res size).
 
@@ -276,10 +323,14 @@ def export_onnx(model: HDRNet, path: str | os.PathLike, metadata: dict[str, Any]
     """
     import onnx
 
-    if opset < 20:
-        raise ValueError(f"export_onnx: opset must be >= 20 (5-D GridSample), got {opset}")
+    if onnx_slice not in SLICES:
+        raise ValueError(f"export_onnx: onnx_slice must be one of {', '.join(SLICES)}, got '{onnx_slice}'")
+    if opset is None:
+        opset = PORTABLE_OPSET if onnx_slice == "portable" else 20
+    if onnx_slice == "gridsample5d" and opset < 20:
+        raise ValueError(f"export_onnx: opset must be >= 20 for onnx_slice=gridsample5d (5-D GridSample), got {opset}")
     require(model.cfg, "onnx", "export_onnx")  # students/options.py; before anything is written
-    net = ExportableStudent(model)
+    net = PortableStudent(model) if onnx_slice == "portable" else ExportableStudent(model)
     low = net.lowres
     h, w = example_size or (low + 37, low + 77)
     if min(h, w) < low:
@@ -289,18 +340,31 @@ def export_onnx(model: HDRNet, path: str | os.PathLike, metadata: dict[str, Any]
             0: torch.export.Dim("batch", min=1)}
     quiet = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript", "torch.onnx")]
     levels = [q.level for q in quiet]
-    for q in quiet:  # the exporter's optimiser logs every pass at INFO
-        q.setLevel(logging.WARNING)
+    for q in quiet:  # the exporter's optimiser logs every pass at INFO; opset 17 is reached by its version converter
+        q.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # exporter chatter (deprecations, training-mode notes)
-            program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes={"x": dims}, opset_version=opset,
+            # below 18 (the exporter's lowest), onnx's version converter takes the graph down afterwards
+            program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes={"x": dims}, opset_version=max(opset, 18),
                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
     finally:
         for q, lv in zip(quiet, levels):
             q.setLevel(lv)
     proto = program.model_proto
-    for k, v in _metadata_strings({"format": FORMAT, **(metadata or {})}).items():
+    if opset < 18:
+        try:
+            proto = onnx.version_converter.convert_version(proto, opset)
+            fix_converted_reductions(proto)
+        except Exception as err:  # noqa: BLE001 - onnx raises several kinds
+            raise ExportError(f"export_onnx: onnx's version converter could not take the graph to opset {opset}: "
+                              f"{err}") from err
+    if onnx_slice == "portable":  # the version converter keeps opset 18 where it fails: say so, write nothing
+        problems = portability_problems(proto, opset)
+        if problems:
+            raise ExportError(f"export_onnx: the portable graph is not portable: {'; '.join(problems)}")
+    extra = {"onnx_slice": onnx_slice, "opset": opset}
+    for k, v in _metadata_strings({"format": FORMAT, **extra, **(metadata or {})}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.checker.check_model(proto)
@@ -432,9 +496,13 @@ def run(cfg) -> dict[str, Any]:
                              "on each side for ONNX")
     result: dict[str, Any] = {"checkpoint": str(cfg.checkpoint), "files": {}, "max_abs_diff": {}}
     jobs = []
+    onnx_slice = str(cfg.get("onnx_slice") or "portable")
+    if onnx_slice not in SLICES:
+        raise ValueError(f"export: onnx_slice='{onnx_slice}' is not one of {', '.join(SLICES)}")
+    opset = None if cfg.get("opset") in (None, "") else int(cfg.opset)
     if cfg.format in ("onnx", "both"):
         jobs.append(("onnx", stem.with_suffix(".onnx"),
-                     lambda p: export_onnx(model, p, meta, opset=int(cfg.opset)), verify_onnx))
+                     lambda p: export_onnx(model, p, meta, opset=opset, onnx_slice=onnx_slice), verify_onnx))
     if cfg.format in ("torchscript", "both"):
         jobs.append(("torchscript", stem.with_suffix(".ts"),
                      lambda p: export_torchscript(model, p, meta), verify_torchscript))

@@ -102,6 +102,32 @@ def test_claimed_pair_equals_forward(name, backend, tmp_path):
     assert got.shape == ref.shape
     diff = float(np.abs(got - ref).max())
     assert diff < tolerance(m.cfg, backend), f"{name} on {backend}: max |got - forward| = {diff:.2e}"
+    if backend == "onnx":
+        onnx_is_portable_and_matches_at_more_sizes(m, cfg, tmp_path / "student.onnx", seed=len(name) + 1)
+
+
+ONNX_SIZES = [(97, 131), (256, 384)]  # with H x W above: three sizes, none a multiple of the low-res size
+
+
+def onnx_is_portable_and_matches_at_more_sizes(m: HDRNet, cfg: dict, path, seed: int) -> None:
+    """The default (portable) ONNX export: opset 17, no 5-D GridSample, only common ops
+    (distill.deploy.onnx_slice.portability_problems), and HDRNet.forward at two more sizes."""
+    import onnx
+    import onnxruntime as ort
+
+    from distill.deploy.onnx_slice import graph_report, portability_problems
+    proto = onnx.load(str(path))
+    rep = graph_report(proto)
+    assert rep["opset"] == 17 and "GridSample" not in rep["ops"], rep
+    assert portability_problems(proto, 17) == []
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for h, w in ONNX_SIZES:
+        x = torch.nn.functional.interpolate(image(cfg, seed=seed), size=(h, w), mode="bilinear", align_corners=False)
+        with torch.inference_mode():
+            ref = m(x).numpy()
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        diff = float(np.abs(got - ref).max())
+        assert got.shape == ref.shape and diff < tolerance(m.cfg, "onnx"), f"{h}x{w}: max |onnx - forward| = {diff:.2e}"
 
 
 @pytest.mark.parametrize("name,backend", REFUSED, ids=[f"{n}-{b}" for n, b in REFUSED])
