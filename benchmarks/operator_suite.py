@@ -67,7 +67,7 @@ def train_command(op: str, steps: int, data: str, device: str, run_dir: Path,
                   overrides: Sequence[str] = (), resume: bool = True) -> list[str]:
     """``hdr-distill train`` of one suite operator with the default recipe (only steps, data and device set).
     ``resume``: continue from the folder's last checkpoint if it has one; else replace whatever it holds."""
-    again = ["train.resume=true"] if resume else ["train.resume=false", "+train.overwrite=true"]
+    again = ["train.resume=true"] if resume else ["train.resume=false", "train.overwrite=true"]
     return [sys.executable, "-m", "distill.cli", "train", "teacher=python", f"teacher.fn=teachers.suite:{op}",
             f"train.steps={steps}", f"data={data}", f"device={device}", *again,
             "train.progress=false", f"hydra.run.dir={run_dir}", *overrides]

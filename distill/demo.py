@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     extra = [f"train.steps={a.steps}"] if a.steps else []
     _set_aside_if_other_settings(train_dir, ckpt)
     step("1/4 distill the local Laplacian teacher (detail enhancement): a short run on the embedded photos",
-         ["train", "experiment=local_laplacian/demo", "train.resume=true", f"hydra.run.dir={train_dir}", *extra])
+         ["train", "experiment=local_laplacian/demo", f"hydra.run.dir={train_dir}", *extra,
+          *(["train.resume=true"] if ckpt.exists() else [])])
     bench_args = ["teachers=[local_laplacian]", "sizes=[1080p]", "memory=false", "repeats=10"]
     step("2/4 time student vs teacher at 1080p (same process, same threads)",
          ["bench", f"checkpoint={ckpt}", *bench_args, f"hydra.run.dir={bench_dir}"])

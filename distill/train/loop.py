@@ -147,7 +147,7 @@ def _resume_path(resume, out_dir: Path) -> Path | None:
 
 
 def _existing_checkpoint_problem(out_dir: Path, resume_from: Path | None, overwrite: bool,
-                                 flag: str = "+train.overwrite=true") -> str | None:
+                                 flag: str = "train.overwrite=true") -> str | None:
     """Why this run must not start in ``out_dir``, or None: a run that does not resume from the folder's own
     ``last.pt`` would write its first checkpoint (an earlier step, or another run's) over it."""
     last = out_dir / "checkpoints" / "last.pt"

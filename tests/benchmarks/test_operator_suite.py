@@ -126,7 +126,7 @@ def test_commands_are_the_users_commands(tmp_path):
     assert not any(a.startswith("student") for a in cmd)  # the default student recipe
     assert "train.resume=true" in cmd and not any("overwrite" in a for a in cmd)
     fresh = OS.train_command("clahe", 2000, "photos_leaves", "cpu", tmp_path, resume=False)
-    assert "train.resume=false" in fresh and "+train.overwrite=true" in fresh
+    assert "train.resume=false" in fresh and "train.overwrite=true" in fresh
     rep = OS.report_command(tmp_path / "last.pt", tmp_path / "rep", None, 2, False)
     assert rep[3] == "report" and f"checkpoint={tmp_path / 'last.pt'}" in rep and "max_side=null" in rep
     assert "lpips=false" in rep and "threads=2" in rep

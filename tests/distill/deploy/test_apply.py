@@ -233,7 +233,7 @@ def test_hdr_input_through_an_ldr_student_is_refused_unless_clipping_is_asked_fo
         assert fail["file"].endswith("memorial.hdr")
         assert "27" in fail["error"] and f"'{space}'" in fail["error"] and "clip_hdr=true" in fail["error"]
     res = run(_cfg(checkpoint=tmp_path / "s.pt", input=src, output=tmp_path / "clipped", report_dir=tmp_path / "rep",
-                   **{"+clip_hdr": "true"}))
+                   **{"clip_hdr": "true"}))
     assert res["written"] == 2 and res["clipped_hdr"] == 1
     assert "clip" in capsys.readouterr().err.lower()
     _checkpoint(tmp_path / "h.pt", input_space="hdr", output_space="hdr")  # an HDR student takes it as it is

@@ -190,7 +190,7 @@ def test_a_fresh_run_never_overwrites_a_later_checkpoint_without_the_flag(tmp_pa
             train(_cfg(tmp_path, f"train.steps={steps}"))
         assert _snapshot(tmp_path) == before
     assert train(_cfg(tmp_path, "train.steps=6", "train.resume=true"))["steps"] == 6  # resuming is fine
-    assert train(_cfg(tmp_path, "train.steps=2", "+train.overwrite=true"))["steps"] == 2  # and so is the flag
+    assert train(_cfg(tmp_path, "train.steps=2", "train.overwrite=true"))["steps"] == 2  # and so is the flag
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 2
 
 
