@@ -60,15 +60,15 @@ def _gates(summary: dict) -> str:
     return ", ".join(f"{g['gate']} {g['status']}" for g in summary.get("gates", [])) or "none"
 
 
-def _why(summary: dict, short_run: bool) -> list[str]:
+def _why(summary: dict, short_run: bool, steps: int | None = None) -> list[str]:
     """One line per failed gate saying why, so that no red in the summary goes unexplained."""
     lines = []
     for g in summary.get("gates", []):
         if g.get("status") != "FAIL":
             continue
         if g["gate"].startswith("psnr") and short_run:
-            lines.append(f"{g['gate']} FAIL: a {summary.get('training', {}).get('steps', 'short')}-step run on the "
-                         "embedded photos; the full recipe below reaches the gate (see the shipped student)")
+            lines.append(f"{g['gate']} FAIL: a {steps or 'short'}-step run on the embedded photos; the full "
+                         "recipe below reaches the gate (see the shipped student)")
         elif g["gate"] == "speedup_min":
             lines.append(f"speedup_min FAIL: {g.get('text', '')}; where the time goes and what is being done about "
                          "it: docs/results.md, Speed")
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  1. short distillation   {train['steps']} steps in {train.get('wall_time_s', 0):.0f} s: held-out PSNR "
           f"{h['psnr_mean']:.2f} dB mean, {h['psnr_worst']:.2f} dB worst over {rep['images']['count']} images "
           f"({', '.join(r['name'] for r in rep['per_image'])}); gates: {_gates(rep)}")
-    for line in _why(rep, short_run=True):
+    for line in _why(rep, short_run=True, steps=train.get('steps')):
         print(f"                          {line}")
     if fused and teacher_ms:
         print(f"  2. speed at 1080p       teacher {teacher_ms:.1f} ms, student {fused:.1f} ms -> "
