@@ -57,9 +57,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from distill.core.color import LUMA, linear_to_srgb
 from distill.core.protocols import NumpyTeacher
 from teachers import _pyramid
+from teachers._llf_color import _SRGB_TABLE, _log_luma, _luma, _ratios_intensity, _ratios_log, encode_srgb  # noqa: F401
 
 MODES = ("fast", "reference")
 COLORS = ("luminance", "rgb")
@@ -70,7 +70,6 @@ LOG_FLOOR = 1e-5  # log domain: values below LOG_FLOOR * max are raised to it (e
 WHITE_PERCENTILE = 99.5  # log domain: this percentile of the output maps to display white
 REFERENCE_MAX_PIXELS = 128 * 128  # the direct algorithm is ~1e4x slower than the fast one
 TABLE_BINS = 1024  # fast mode: r_g(i) - i tabulated at 1024 sub-steps between samples
-SRGB_BINS = 4096  # sRGB encoding tabulated on sqrt(linear)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -638,80 +637,3 @@ def _white_point(log_img: np.ndarray) -> np.float32:
     # Exposure normalisation of the log domain: this level maps to display white (1.0). Taken on every
     # other row and column (a quarter of the pixels): the same level to ~1e-3, 4x cheaper.
     return np.float32(np.percentile(log_img[::2, ::2], WHITE_PERCENTILE))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Colour kernels (per pixel, threaded): luminance, ratios, sRGB encoding.
-# ---------------------------------------------------------------------------------------------------
-
-_LR, _LG, _LB = (np.float32(c) for c in LUMA)
-
-
-def _srgb_table(bins: int = SRGB_BINS) -> np.ndarray:
-    # sRGB encoding tabulated on s = sqrt(linear): smooth in s, so a lerp is within 1e-7 of the curve.
-    s = np.linspace(0.0, 1.0, bins + 1)
-    enc = linear_to_srgb(s * s).astype(np.float64)
-    return np.append(enc, enc[-1]).astype(np.float32)
-
-
-_SRGB_TABLE = _srgb_table()
-
-
-@numba.njit(inline="always", **_JIT)
-def _encode(v, table):
-    # v linear, clipped to [0, 1] -> sRGB through the sqrt-domain table.
-    s = math.sqrt(min(max(v, np.float32(0.0)), np.float32(1.0))) * np.float32(table.shape[0] - 2)
-    i = np.int32(s)
-    return table[i] + (s - np.float32(i)) * (table[i + 1] - table[i])
-
-
-@numba.njit(parallel=True, **_JIT)
-def _encode_rows(lin, table, out):
-    for y in prange(lin.shape[0]):
-        for x in range(lin.shape[1]):
-            out[y, x] = _encode(lin[y, x], table)
-
-
-def encode_srgb(linear: np.ndarray) -> np.ndarray:
-    """sRGB encoding of linear values clipped to [0, 1] (``distill.core.color.linear_to_srgb`` within 1e-6)."""
-    lin = np.ascontiguousarray(linear, dtype=np.float32)
-    flat = lin.reshape(lin.shape[0], -1)
-    out = np.empty_like(flat)
-    _encode_rows(flat, _SRGB_TABLE, out)
-    return out.reshape(lin.shape)
-
-
-@numba.njit(parallel=True, **_JIT)
-def _luma(img, out):
-    for y in prange(img.shape[0]):
-        for x in range(img.shape[1]):
-            out[y, x] = _LR * img[y, x, 0] + _LG * img[y, x, 1] + _LB * img[y, x, 2]
-
-
-@numba.njit(parallel=True, **_JIT)
-def _log_luma(img, floor, out):
-    zero = np.float32(0.0)
-    for y in prange(img.shape[0]):
-        for x in range(img.shape[1]):
-            lum = _LR * max(img[y, x, 0], zero) + _LG * max(img[y, x, 1], zero) + _LB * max(img[y, x, 2], zero)
-            out[y, x] = math.log(max(lum, floor))
-
-
-@numba.njit(parallel=True, **_JIT)
-def _ratios_intensity(img, lum, lum_out, eps, out):
-    zero, one = np.float32(0.0), np.float32(1.0)
-    for y in prange(img.shape[0]):
-        for x in range(img.shape[1]):
-            ratio = (lum_out[y, x] + eps) / (lum[y, x] + eps)
-            for c in range(3):
-                out[y, x, c] = min(max(img[y, x, c] * ratio, zero), one)
-
-
-@numba.njit(parallel=True, **_JIT)
-def _ratios_log(img, log_lum, out_log, white, table, out):
-    zero = np.float32(0.0)
-    for y in prange(img.shape[0]):
-        for x in range(img.shape[1]):
-            ratio = math.exp(out_log[y, x] - white - log_lum[y, x])  # lum_out / lum_in
-            for c in range(3):
-                out[y, x, c] = _encode(max(img[y, x, c], zero) * ratio, table)
