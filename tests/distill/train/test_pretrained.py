@@ -129,3 +129,15 @@ def test_shipped_student_teacher_is_the_current_teacher_config(name):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=[f"teacher={e['teacher_config']}"])
     check_teacher(ckpt, teacher_identity(instantiate(cfg.teacher)))
+
+
+def test_build_student_refuses_missing_or_misfit_weights_in_one_line(tmp_path):
+    m = _train_ckpt(tmp_path / "last.pt")
+    ck = load_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="no 'state_dict'"):
+        build_student({k: v for k, v in ck.items() if k != "state_dict"})
+    wide = {**ck, "config": {"student": {**STUDENT, "width": 8}}}
+    with pytest.raises(CheckpointError, match=r"do not fit its student config: '.*' is \[.*\] in the weights") as e:
+        build_student(wide)
+    assert "\n" not in str(e.value)
+    assert isinstance(build_student(ck), HDRNet) and m is not None
