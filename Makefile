@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test bench report photos clean
+.PHONY: help setup demo test bench report photos hdr clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ report: setup ## fidelity report for a checkpoint (ARGS='checkpoint=...'; defaul
 
 photos: setup ## 57 training photos from Debian packages into .cache/photos (~320 MB download, once; data=photos_leaves)
 	$(PY) -m distill.data.photo_set --dest .cache/photos $(ARGS)
+
+hdr: setup ## real HDR views from Debian's blender-data into .cache/hdr (~31 MB download, once; data=real_hdr_views)
+	$(PY) -m distill.data.real_hdr --dest .cache/hdr $(ARGS)
 
 clean: ## remove build products and outputs (keeps .venv; rm -rf .venv to reinstall)
 	rm -rf build *.egg-info students/_lib outputs multirun demo_out .pytest_cache

@@ -2,7 +2,8 @@
 
 Walks the tree, so a new experiment, teacher, student, data or pairs option is covered without editing
 this file. Instantiating is cheap: sources decode images on access, not on construction, and the
-`make photos` set (``.cache/photos``) is replaced by a folder of five tiny images.
+`make photos` set (``.cache/photos``) is replaced by a folder of five tiny images, and the real HDR views
+(``.cache/hdr``, ``python -m distill.data.real_hdr``) by views of two tiny panoramas.
 """
 from __future__ import annotations
 
@@ -49,7 +50,23 @@ def photos(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cfg_of(photos):
+def hdr_views(tmp_path_factory) -> Path:
+    """A stand-in for `python -m distill.data.real_hdr`'s folder: views of two tiny panoramas, one held out."""
+    from distill.core.io import write_image
+    from distill.data.real_hdr import cut_views, view_grid
+
+    d = tmp_path_factory.mktemp("hdr")
+    (d / "panoramas").mkdir()
+    panos = []
+    for i, name in enumerate(("a", "b")):
+        write_image(d / "panoramas" / f"{name}.exr", np.full((32, 64, 3), 0.5 + i, np.float32))
+        panos.append({"name": name, "package": None, "source": name, "file": f"panoramas/{name}.exr"})
+    cut_views(d, panos, heldout=("b",), specs=view_grid(1, (0.0,), (60.0,)), width=32, height=24)
+    return d
+
+
+@pytest.fixture(scope="module")
+def cfg_of(photos, hdr_views):
     """compose(config_name, overrides) inside one Hydra context, with data.photos / folder paths on ``photos``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -57,7 +74,7 @@ def cfg_of(photos):
             overrides = list(overrides)
             if config_name == "config":
                 data = next((o.split("=", 1)[1] for o in overrides if o.startswith("data=")), None)
-                overrides.append(f"++data.photos='{photos}'")
+                overrides += [f"++data.photos='{photos}'", f"++data.hdr='{hdr_views}'"]
                 if data == "folder":
                     overrides += [f"data.train.paths=['{photos}']", f"data.val.paths=['{photos}']"]
             return compose(config_name, overrides=overrides, return_hydra_config=hydra)
