@@ -168,9 +168,7 @@ class GuideBilateral(Option):
     """The guide reads the image with its log luminance replaced by its bilateral base
     (``students.grid.bilateral_base``)."""
     fields = ("guide_bilateral", "guide_bilateral_stops")
-    backends = frozenset({"torch", "fused", "torchscript"})
-    missing = {"onnx": "its bilateral grid's size follows the image's, which the ONNX export would freeze at the "
-                       "example's size"}
+    # onnx: the bilateral grid's size is a shape computation on the input's (distill/deploy/onnx_slice.py)
     example = {"input_encoding": "log", "guide_bilateral": 0.05}
 
     @staticmethod

@@ -3,7 +3,7 @@
 The exported graph is the student end to end, as ``HDRNet.forward``:
 
     x [B,3,H,W] (teacher's input space) --encode--> xe --area--> low-res [B,3,L,L] --network--> grid [B,12,D,G,G]
-    xe --guide--> [B,H,W];  grid, guide --slice (5-D grid_sample)--> [B,12,H,W] --apply to xe--> [B,3,H,W]
+    xe --guide--> [B,H,W];  grid, guide --slice--> [B,12,H,W] --apply to xe--> [B,3,H,W]
 
 Two steps are written differently from the training path so that they export with a dynamic image size;
 both compute the same function (checked against ``HDRNet.forward`` by ``verify_*``, max abs difference
@@ -14,9 +14,14 @@ below 1e-4, in practice ~1e-6):
   the same windows (output row i averages input rows ``floor(i*H/L) .. ceil((i+1)*H/L)-1``) from an
   integral image: a float64 cumulative sum along each axis and two gathers per axis. Only the order of
   summation differs from torch's pooling.
-* Slicing. ``students.grid.slice_grid`` (lerp form with computed gather indices) is replaced by the
-  equivalent 5-D ``F.grid_sample`` (trilinear, ``align_corners=False``, border padding, coordinates
-  (x, y, z)); tests/students/test_grid.py checks the two agree to 1e-12 in float64.
+* Slicing, in one of two forms. ONNX by default (``onnx_slice=portable``, opset 17): ``PortableStudent``
+  slices by gathers of the eight corner cells and lerps (distill/deploy/onnx_slice.py; equal to
+  ``students.grid.slice_grid``, not merely close), with no GridSample, so that TensorRT, TFLite converters
+  and every onnxruntime provider take the graph; a guide_bilateral student's bilateral grid is sized by shape
+  arithmetic on the input (``bilateral_dims_symbolic``). TorchScript, and ONNX with
+  ``onnx_slice=gridsample5d`` (opset 20; onnxruntime's CPU provider only): ``ExportableStudent`` slices by the
+  equivalent 5-D ``F.grid_sample`` (trilinear, ``align_corners=False``, border padding, coordinates (x, y, z));
+  tests/students/test_grid.py checks the two agree to 1e-12 in float64.
 
 Everything else calls the student's own functions (encode_input, guide_map, luma_guide_input, apply_coeffs,
 decode_output, with_histograms, the bilateral splat and blur, white_base_pixels, white_offset, offset_biases),
