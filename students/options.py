@@ -187,8 +187,7 @@ class WhiteBasePercentile(Option):
     """The exposure that puts the base layer's percentile at white, folded into the grid's biases
     (``HDRNet.expose``)."""
     fields = ("white_base_percentile",)
-    backends = frozenset({"torch", "fused", "torchscript"})
-    missing = {"onnx": "it reads guide_bilateral's base layer and picks pixels by kthvalue"}
+    # onnx: the pixels picked by TopK with the percentile's index as shape arithmetic (distill/deploy/onnx_slice.py)
     example = {"input_encoding": "log", "output_encoding": "srgb_log", "guide_bilateral": 0.05,
                "white_base_percentile": 99.0}
 
