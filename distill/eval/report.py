@@ -96,6 +96,10 @@ def run_report(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, images:
         figs = staging / "figures"
         figs.mkdir()
         examples, notes, vmax = report_examples.examples(c, rows, stats, heat_vmax, int(crop_size), figs)
+        if c.skipped:
+            notes = [f"{len(c.skipped)} held-out image(s) could not be read and are left out of every number: "
+                     + "; ".join(f"{f}: {why}" for f, why in c.skipped)] + list(notes)
+            print(f"report: WARNING: {len(c.skipped)} unreadable held-out image(s) skipped", flush=True)
         history, train_info = training_info(c.ckpt, ckpt_path)
         figures = report_render.plots(rows, history, speed, gates_cfg.get("psnr_min"), figs)
         summary = report_render.build_summary(c, rows, stats, speed, gate_rows, examples, notes, vmax, train_info,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -42,6 +42,7 @@ class Collected:
     max_side: int | None
     lpips_metric: M.LPIPSMetric | None
     lpips_status: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, problem): unreadable, left out
 
     def image(self, i: int) -> tuple[str, np.ndarray]:
         """(name, linear [H,W,3]) of held-out image ``i``, shrunk to ``max_side``."""

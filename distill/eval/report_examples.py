@@ -80,7 +80,7 @@ def examples(c: Collected, rows: list[dict[str, Any]], stats: Mapping[str, Any],
     """
     notes, chosen = [], []
     for idx, labels in pick_examples(stats.get("psnr", {})):
-        name, lin = c.image(idx)
+        name, lin = c.image(rows[idx]["index"])  # rows leave out unreadable images: the source's own index
         row, arrays = evaluate_image(c.teacher, c.student_fn, lin, None)
         if not same(row["psnr"], rows[idx]["psnr"]):
             notes.append(f"'{name}': the second run gave PSNR {fmt('psnr', row['psnr'])} dB, not "

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from distill.core.color import linear_to_srgb
+from distill.core.io import ImageError
 from distill.data.pairs import image_pair
 from distill.eval import metrics as M
 from distill.eval.report_collect import DEFAULT_GATES, Collected, ReportError
@@ -94,12 +95,21 @@ def measure(c: Collected, progress: bool = True) -> tuple[list[dict[str, Any]], 
     rows: list[dict[str, Any]] = []
     n = len(c.source)
     for i in range(n):
-        name, lin = c.image(i)
+        try:
+            name, lin = c.image(i)
+        except (ImageError, ReportError, OSError) as e:  # a bad file is named, counted and left out
+            files = getattr(c.source, "files", None)
+            c.skipped.append((str(files[i]) if files is not None and i < len(files) else f"image {i}", str(e)))
+            if progress:
+                print(f"  [{i + 1}/{n}] skipped: {e}", flush=True)
+            continue
         row, _ = evaluate_image(c.teacher, c.student_fn, lin, c.lpips_metric)
         rows.append({"index": i, "name": name, "height": lin.shape[0], "width": lin.shape[1], **row})
         if progress:
             print(f"  [{i + 1}/{n}] {name:<28} PSNR {fmt('psnr', row['psnr']):>6} dB  "
                   f"SSIM {fmt('ssim', row['ssim'])}  dE00 {fmt('ciede2000_mean', row['ciede2000_mean'])}", flush=True)
+    if not rows:
+        raise ReportError(f"none of the {n} held-out images could be read; first problem: {c.skipped[0][1]}")
     return rows, M.summarize([{k: r[k] for k in M.METRICS} for r in rows])
 
 

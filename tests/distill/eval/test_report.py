@@ -234,6 +234,26 @@ def test_empty_image_folder_is_a_clear_error(ckpt_path, tmp_path):
         R.run_report(ckpt_path, tmp_path / "r", images=str(empty), lpips=False)
 
 
+def test_an_unreadable_held_out_image_is_named_counted_and_left_out(ckpt_path, tmp_path, image_dir):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for name in ("astronaut.png", "chelsea.png"):
+        (d / name).write_bytes((image_dir / name).read_bytes())
+    good = (image_dir / "coffee.png").read_bytes()
+    (d / "broken.png").write_bytes(good[: len(good) // 3])  # truncated
+    s = R.run_report(ckpt_path, tmp_path / "r", images=str(d), max_side=48, lpips=False, crop_size=16,
+                     progress=False)
+    assert [r["name"] for r in s["per_image"]] == ["astronaut.png", "chelsea.png"]
+    assert s["images"]["count"] == 2
+    assert any("broken.png" in n and "1 held-out image(s) could not be read" in n for n in s["notes"])
+    # the examples show the right pictures: their names are the rows' names
+    assert {ex["name"] for ex in s["examples"]} <= {"astronaut.png", "chelsea.png"}
+    (d / "astronaut.png").write_bytes(b"not a png")
+    (d / "chelsea.png").write_bytes(b"")
+    with pytest.raises(R.ReportError, match="none of the 3 held-out images could be read"):
+        R.run_report(ckpt_path, tmp_path / "r2", images=str(d), max_side=48, lpips=False, progress=False)
+
+
 def test_cli_errors_name_the_path_and_exit_non_zero(tmp_path):
     missing = tmp_path / "missing.pt"
     r = subprocess.run([sys.executable, "-m", "distill.cli", "report", f"checkpoint={missing}",
