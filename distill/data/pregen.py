@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from distill.core.io import ImageError
 from distill.data.pairs import PairDataset, worker_init
 from distill.data.validate import ConfigError, check_pairs_config
 
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class _Fill(Dataset):
-    """Item i of a shard -> 1 if its pair was computed and stored, 0 if it was already cached."""
+    """Item i of a shard -> (1 if its pair was computed and stored, 0 if it was already cached, -1 if its image
+    could not be read; the reading error or None)."""
 
     def __init__(self, pairs: PairDataset, indices: list[int]):
         self.pairs, self.indices = pairs, indices
@@ -32,8 +34,11 @@ class _Fill(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> int:
-        return int(self.pairs.ensure_cached(self.indices[i]))
+    def __getitem__(self, i: int) -> tuple[int, str | None]:
+        try:
+            return int(self.pairs.ensure_cached(self.indices[i])), None
+        except ImageError as e:  # a bad file: named, counted and skipped, as apply does
+            return -1, str(e)
 
 
 def shard_of(pregen) -> tuple[int, int]:
@@ -67,15 +72,24 @@ def run(cfg: DictConfig) -> dict:
                         worker_init_fn=worker_init if workers else None,
                         multiprocessing_context="spawn" if workers else None)
     t0 = time.perf_counter()
-    made = 0
-    for flag in tqdm(loader, total=len(indices), desc=f"pairs shard {shard}/{n}", unit="pair",
-                     disable=not cfg.pregen.get("progress", True)):
+    made, skipped, bad = 0, 0, []
+    for flag, err in tqdm(loader, total=len(indices), desc=f"pairs shard {shard}/{n}", unit="pair",
+                          disable=not cfg.pregen.get("progress", True)):
+        if flag < 0:
+            skipped += 1
+            if err not in bad:
+                bad.append(err)
+                log.warning("skipped (unreadable image): %s", err)
+            continue
         made += int(flag)
+    if skipped and skipped == len(indices):
+        raise ImageError(f"none of the {len(indices)} pairs could be made: every image failed to read; first: {bad[0]}")
     wall = time.perf_counter() - t0
     summary = {"shard": shard, "num_shards": n, "pairs": len(indices), "computed": made,
-               "already_cached": len(indices) - made, "wall_time_s": round(wall, 2),
+               "already_cached": len(indices) - made - skipped, "skipped": skipped, "bad_images": bad,
+               "wall_time_s": round(wall, 2),
                "pairs_per_s": round(made / wall, 2) if wall > 0 else None,
                "cache": ", ".join(str(c.dir) for c in pairs.caches)}
-    log.info("shard %d/%d: %d pairs (%d computed, %d already cached) in %.1f s -> %s", shard, n, len(indices),
-             made, len(indices) - made, wall, summary["cache"])
+    log.info("shard %d/%d: %d pairs (%d computed, %d already cached, %d skipped) in %.1f s -> %s", shard, n,
+             len(indices), made, summary["already_cached"], skipped, wall, summary["cache"])
     return summary

@@ -55,3 +55,26 @@ def test_config_errors_come_before_the_teacher_is_built(tmp_path, override, key)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         run(_cfg(tmp_path / "c", override, "teacher._target_=no.such.Teacher"))
     assert not (tmp_path / "c").exists()
+
+
+def test_an_unreadable_image_is_named_counted_and_skipped(tmp_path):
+    import cv2
+    import numpy as np
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "good.png"), (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8))
+    cv2.imwrite(str(d / "bad.png"), np.full((60, 80, 3), 128, np.uint8))
+    (d / "bad.png").write_bytes((d / "bad.png").read_bytes()[:40])  # truncated
+    cache = tmp_path / "cache"
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["teacher=gamma", "data=folder", f"data.train.paths=[{d}]",
+                                           f"data.val.paths=[{d}]", "data.pairs.crop_size=32",
+                                           "data.pairs.crops_per_image=3", "pregen.workers=0",
+                                           "pregen.progress=false", f"data.pairs.cache_dir={cache}"])
+    with open_dict(cfg):
+        cfg.out_dir = str(tmp_path)
+    s = run(cfg)
+    assert s["pairs"] == 6 and s["computed"] == 3 and s["skipped"] == 3
+    assert len(s["bad_images"]) == 1 and "bad.png" in s["bad_images"][0]
+    assert len(list(cache.rglob("*.npz"))) == 3
