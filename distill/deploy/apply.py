@@ -343,7 +343,8 @@ def apply_files(runner: StudentRunner, files: list[Path], outputs: list[Path], i
     res = ApplyResult(engine=runner.engine)
     todo = []
     for f, dst in zip(files, outputs):
-        if skip_existing and dst.exists():
+        # An output older than its input is stale (the input changed, perhaps to a corrupt file): redo it.
+        if skip_existing and dst.exists() and dst.stat().st_mtime >= f.stat().st_mtime:
             res.skipped_existing.append(str(f))
         else:
             todo.append((f, dst))

@@ -117,6 +117,20 @@ def test_recursive_keeps_structure_and_skip_existing(tmp_path, mixed):
     res = run(_cfg(checkpoint=tmp_path / "s.pt", input=src / "a8.png", output=out, skip_existing=True,
                    report_dir=tmp_path / "r"))
     assert res["written"] == 0 and res["skipped_existing"] == 1
+    # the input replaced by a corrupt file after its output was written: the stale output is not trusted
+    import os
+    import time
+
+    good = (src / "a8.png").read_bytes()
+    (src / "a8.png").write_bytes(good[:30])
+    later = time.time() + 5
+    os.utime(src / "a8.png", (later, later))
+    with pytest.raises(SystemExit):  # the corrupt input fails: status 1
+        run(_cfg(checkpoint=tmp_path / "s.pt", input=src, output=out, recursive=True, skip_existing=True,
+                 report_dir=tmp_path / "r2"))
+    summary = json.loads((tmp_path / "r2" / "apply_summary.json").read_text())
+    assert summary["skipped_existing"] == 4 and summary["failed"] == 1
+    (src / "a8.png").write_bytes(good)
 
 
 def test_never_overwrites_inputs(tmp_path, mixed):
