@@ -119,21 +119,16 @@ def run(cfg) -> dict[str, Any]:
     """``hdr-distill report`` (conf/report.yaml). Exits with status 1 when a gate fails and ``fail_on_gate``."""
     from omegaconf import OmegaConf
 
-    from distill.core.io import ImageError
-    from distill.train.checkpoint import CheckpointError
-
     c = OmegaConf.to_container(cfg, resolve=True)
     if c.get("threads"):
         torch.set_num_threads(int(c["threads"]))
-    try:
-        summary = run_report(
-            c["checkpoint"], c["out_dir"], images=c.get("images"), max_side=c.get("max_side"),
-            bench=c.get("bench"), gates=c.get("gates"), lpips=bool(c.get("lpips", True)),
-            run_bench=bool(c.get("run_bench", False)), bench_size=str(c.get("bench_size", "1080p")),
-            heat_vmax=c.get("heat_vmax", "auto"), crop_size=int(c.get("crop_size", 128)))
-    except (CheckpointError, ReportError, FileNotFoundError, ImageError) as e:
-        # A clear one-line message and a non-zero exit, not a traceback.
-        raise SystemExit(f"hdr-distill report: error: {e}") from None
+    # Expected errors (a bad checkpoint, image or argument) reach distill.cli, which prints one line and exits 2
+    # like every other subcommand.
+    summary = run_report(
+        c["checkpoint"], c["out_dir"], images=c.get("images"), max_side=c.get("max_side"),
+        bench=c.get("bench"), gates=c.get("gates"), lpips=bool(c.get("lpips", True)),
+        run_bench=bool(c.get("run_bench", False)), bench_size=str(c.get("bench_size", "1080p")),
+        heat_vmax=c.get("heat_vmax", "auto"), crop_size=int(c.get("crop_size", 128)))
     for g in summary["gates"]:
         print(f"  {g['status']:<12} {g['text']}")
     if c.get("fail_on_gate") and not summary["passed"]:
