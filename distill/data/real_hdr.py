@@ -17,7 +17,7 @@ manifest of (panorama, yaw, pitch, field of view). Whole panoramas are held out 
 sunset), so that no held-out view shares a scene with a training view.
 
     python -m distill.data.real_hdr --dest .cache/hdr       # ~31 MB download, once; 96 views in seconds
-    hdr-distill train experiment=tonemap_durand/embedded data=real_hdr_views     # train on real views
+    hdr-distill train experiment=durand_robust/embedded data=real_hdr_views     # train on real views
     hdr-distill report checkpoint=runs/x/checkpoints/last.pt images=.cache/hdr/views/heldout
 
 Layout under ``--dest``: ``MANIFEST.json``, ``LICENSES/``, ``panoramas/<name>.exr`` (the originals, so that
