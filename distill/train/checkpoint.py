@@ -83,7 +83,8 @@ def build_student(ckpt: dict[str, Any]) -> torch.nn.Module:
 
     A checkpoint that lacks weights or a student config, or whose weights do not fit the student its config
     describes, is refused in one line (``CheckpointError``) instead of a ``KeyError`` or torch's list of every
-    mismatched tensor; so is a removed student option set to a non-default value (``_load_student``)."""
+    mismatched tensor; so is a removed student option set to a non-default value (``_student_config``)."""
+    from hydra.utils import instantiate
 
     where = ckpt.get("path", "the checkpoint")
     if not isinstance(ckpt.get("state_dict"), dict):
@@ -92,14 +93,14 @@ def build_student(ckpt: dict[str, Any]) -> torch.nn.Module:
     student_cfg = (ckpt.get("config") or {}).get("student")
     if not isinstance(student_cfg, dict):
         raise CheckpointError(f"{where} has no config.student: it does not say which student its weights are for")
+    student = instantiate(_student_config(ckpt))
     try:
-        return _load_student(ckpt)
+        student.load_state_dict(ckpt["state_dict"])
+        return student.eval()
     except RuntimeError as e:
         if "size mismatch" not in str(e) and "Missing key" not in str(e) and "Unexpected key" not in str(e):
             raise
-    from hydra.utils import instantiate
-
-    shapes = {k: tuple(v.shape) for k, v in instantiate(student_cfg).state_dict().items()}
+    shapes = {k: tuple(v.shape) for k, v in student.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items() if hasattr(v, "shape")}
     differ = [k for k in shapes if k in theirs and shapes[k] != theirs[k]]
     missing, extra = sorted(set(shapes) - set(theirs)), sorted(set(theirs) - set(shapes))
@@ -115,12 +116,10 @@ def build_student(ckpt: dict[str, Any]) -> torch.nn.Module:
                           f"edited or assembled from two runs")
 
 
-def _load_student(ckpt: dict[str, Any]) -> torch.nn.Module:
-    """The student with its weights. A student option that was
-    removed since (students.options.REMOVED) is dropped when the checkpoint has it at its default, and refused
-    with a CheckpointError naming it and the commit that had it otherwise."""
-    from hydra.utils import instantiate
-
+def _student_config(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's student config. A student option that was removed since (students.options.REMOVED) is
+    dropped when the checkpoint has it at its default, and refused with a CheckpointError naming it and the
+    commit that had it otherwise."""
     from students.options import RemovedOption, drop_removed
 
     cfg = ckpt["config"]["student"]
@@ -129,9 +128,7 @@ def _load_student(ckpt: dict[str, Any]) -> torch.nn.Module:
             cfg = drop_removed(cfg)
         except RemovedOption as e:
             raise CheckpointError(f"checkpoint {ckpt.get('path', '')}: {e}") from e
-    student = instantiate(cfg)
-    student.load_state_dict(ckpt["state_dict"])
-    return student.eval()
+    return cfg
 
 
 def build_teacher(ckpt: dict[str, Any]):

@@ -16,7 +16,7 @@ from distill.deploy.export import ExportableStudent, PortableStudent, export_onn
 from distill.deploy.onnx_slice import (PORTABLE_OPS, graph_report, portability_problems, slice_points_portable,
                                        slice_portable)
 from students.grid import slice_grid, slice_points
-from students.hdrnet import HDRNet
+from tests.students.test_backends import student
 
 
 def grid_and_guide(dtype, seed=0):
@@ -83,16 +83,10 @@ def test_graph_walk_fails_on_5d_gridsample_opset_and_unlisted_ops():
     assert "Hardmax" not in PORTABLE_OPS and "GridSample" not in PORTABLE_OPS
 
 
-TINY = {"lowres": 32, "grid_size": 8, "width": 4}
 
 
 def tiny(seed=0, **cfg):
-    torch.manual_seed(seed)
-    m = HDRNet(**TINY, **cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.eval()
+    return student(cfg, seed)  # the backend matrix's tiny perturbed student
 
 
 def test_exportable_student_forms_agree_with_forward():
